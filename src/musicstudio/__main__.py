@@ -1,0 +1,5 @@
+"""``python -m musicstudio`` runs the CLI."""
+
+from musicstudio.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): parse, call one service function, shape the response."""

@@ -1,0 +1,43 @@
+"""The ASGI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from musicstudio import __version__
+from musicstudio.api.errors import install_error_handlers
+from musicstudio.api.request_id import RequestIdMiddleware
+from musicstudio.api.routes import engines, generations, health, media
+from musicstudio.config import Settings, get_settings
+from musicstudio.services.context import ServiceContext, build_context
+
+
+def create_app(settings: Settings | None = None, ctx: ServiceContext | None = None) -> FastAPI:
+    """The API; builds its ServiceContext from ``settings`` unless one is given."""
+    context = ctx or build_context(settings or get_settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await context.close()
+
+    app = FastAPI(
+        title="musicstudio",
+        version=__version__,
+        description="Self-hostable music generation speaking the Music Studio API.",
+        lifespan=lifespan,
+    )
+    app.state.ctx = context
+    app.add_middleware(RequestIdMiddleware)
+    install_error_handlers(app)
+    for module in (health, engines, generations, media):
+        app.include_router(module.router)
+    return app
+
+
+def create_default_app() -> FastAPI:
+    """Factory for ``uvicorn --factory``: settings from the environment."""
+    return create_app()

@@ -1,0 +1,46 @@
+"""Authentication: ``X-API-Key`` or ``Authorization: Bearer``; one key = one user in one org."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from musicstudio.api.context import get_context
+from musicstudio.errors import AuthenticationRequired, OrganizationAccessDenied
+from musicstudio.services import accounts
+from musicstudio.services.context import ServiceContext
+from musicstudio.store.accounts import Principal
+
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
+_bearer = HTTPBearer(auto_error=False)
+
+
+async def current_principal(
+    request: Request,
+    ctx: Annotated[ServiceContext, Depends(get_context)],
+    api_key: Annotated[str | None, Depends(_api_key_header)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The caller, from either header (``X-API-Key`` wins when both are sent)."""
+    key = api_key or (bearer.credentials if bearer is not None else None)
+    if not key:
+        raise AuthenticationRequired(
+            "Authentication is required: send your API key in X-API-Key or Authorization: Bearer."
+        )
+    principal = await accounts.authenticate(ctx, key.strip())
+    request.state.principal = principal
+    return principal
+
+
+async def org_principal(
+    organization_id: str, principal: Annotated[Principal, Depends(current_principal)]
+) -> Principal:
+    """The caller, allowed on this organization's path; says nothing about its objects."""
+    if principal.org_id != organization_id:
+        raise OrganizationAccessDenied("You do not have access to this organization.")
+    return principal
+
+
+OrgPrincipal = Annotated[Principal, Depends(org_principal)]

@@ -1,0 +1,21 @@
+"""``GET /v1/music/{organization_id}/engines``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from musicstudio.api.auth import OrgPrincipal
+from musicstudio.api.context import Context
+from musicstudio.api.schemas import ERROR_RESPONSES, EngineListOut
+
+router = APIRouter(prefix="/v1/music/{organization_id}/engines", tags=["engines"])
+
+
+@router.get("", response_model=EngineListOut, responses=ERROR_RESPONSES)
+async def list_engines(
+    organization_id: str, principal: OrgPrincipal, ctx: Context
+) -> dict[str, Any]:
+    """The engines this deployment offers, with truthful licence fields."""
+    return {"engines": [engine.capabilities().as_dict() for engine in ctx.engines.all()]}

@@ -1,0 +1,45 @@
+"""Signed media downloads from local storage, with HTTP Range for seeking."""
+
+from __future__ import annotations
+
+import time
+from pathlib import PurePosixPath
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+
+from musicstudio.api.context import Context
+from musicstudio.errors import NotFound, SignatureInvalid
+from musicstudio.storage.base import StorageError
+
+router = APIRouter(tags=["media"])
+
+MEDIA_TYPES = {
+    ".mp3": "audio/mpeg",
+    ".flac": "audio/flac",
+    ".ogg": "audio/ogg",
+    ".opus": "audio/ogg; codecs=opus",
+    ".wav": "audio/wav",
+    ".mid": "audio/midi",
+}
+
+
+@router.api_route("/media/{key:path}", methods=["GET", "HEAD"], include_in_schema=False)
+async def get_media(
+    key: str, ctx: Context, expires: str = "", kid: str = "", sig: str = ""
+) -> FileResponse:
+    """Serve the object when the URL's signature holds and has not expired."""
+    storage = ctx.storage
+    if not storage.signer.verify(storage.url_path(key), expires, kid, sig, now=time.time()):
+        raise SignatureInvalid("This link is invalid or has expired. Request a fresh one.")
+    try:
+        path = storage.path_for(key)
+    except StorageError as exc:
+        raise NotFound("Media not found.") from exc
+    if not path.is_file():
+        raise NotFound("Media not found.")
+    media_type = MEDIA_TYPES.get(PurePosixPath(key).suffix, "application/octet-stream")
+    max_age = max(0, int(expires) - int(time.time()))
+    return FileResponse(
+        path, media_type=media_type, headers={"Cache-Control": f"private, max-age={max_age}"}
+    )

@@ -1,0 +1,129 @@
+"""API models: request bodies are validated with these; responses use them for the docs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "refused"]
+Mode = Literal["creation", "focus"]
+
+MAX_PROMPT = 2000
+MAX_TITLE = 200
+MAX_LYRICS = 5000
+MAX_TAGS = 20
+MAX_TAG = 50
+MAX_IDEMPOTENCY_KEY = 255
+
+StyleTag = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TAG)
+]
+
+
+class CreateGenerationBody(BaseModel):
+    """``POST /v1/music/{organization_id}/generations``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    engine: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    prompt: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_PROMPT)
+    ]
+    duration_seconds: Annotated[StrictInt, Field(gt=0)]
+    mode: Mode = "creation"
+    instrumental: StrictBool = False
+    lyrics: Annotated[str, StringConstraints(min_length=1, max_length=MAX_LYRICS)] | None = None
+    seed_track_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    style_tags: Annotated[list[StyleTag], Field(max_length=MAX_TAGS)] = Field(default_factory=list)
+    title: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TITLE)]
+        | None
+    ) = None
+    idempotency_key: (
+        Annotated[str, StringConstraints(min_length=1, max_length=MAX_IDEMPOTENCY_KEY)] | None
+    ) = None
+    seed: Annotated[StrictInt, Field(ge=0, le=2**31 - 1)] | None = Field(
+        default=None, description="Extra: the same seed and request give identical audio."
+    )
+
+
+class TrackSummaryOut(BaseModel):
+    id: str
+    title: str
+    engine: str
+    mode: Mode
+    instrumental: bool
+    measured_duration_seconds: float
+    mime_type: str
+    licence_class: str
+    playback_url: str | None
+
+
+class JobOut(BaseModel):
+    id: str
+    status: JobStatus
+    progress: int
+    engine: str
+    mode: Mode
+    created_at: str
+    result_track_id: str | None
+    error_message: str | None
+    refusal_reason: str | None
+    playback_url: str | None
+    track: TrackSummaryOut | None
+
+
+class JobListOut(BaseModel):
+    jobs: list[JobOut]
+    limit: int
+    offset: int
+
+
+class EngineOut(BaseModel):
+    engine_key: str
+    name: str
+    description: str
+    modes: list[str]
+    max_duration_seconds: int
+    supports_vocals: bool
+    supports_lyrics: bool
+    supports_stems: bool
+    supported_languages: list[str]
+    output_formats: list[str]
+    licence_class: str
+    licence_version: str
+    commercial_use: bool
+    requires_attribution: bool
+    enabled: bool
+
+
+class EngineListOut(BaseModel):
+    engines: list[EngineOut]
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    system_message: str
+    type: str
+    status: int
+    details: dict[str, Any]
+    trace_id: str
+    timestamp: str
+
+
+class ErrorEnvelope(BaseModel):
+    success: Literal[False]
+    error: ErrorBody
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorEnvelope, "description": text}
+    for status, text in {
+        401: "Missing or invalid API key",
+        403: "Organization access denied",
+        404: "Not found (also for objects of other users and organizations)",
+        422: "Validation error",
+    }.items()
+}

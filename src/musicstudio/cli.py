@@ -1,0 +1,225 @@
+"""The ``musicstudio`` command: serve, worker, migrate, admin, generate."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from musicstudio.config import get_settings, load_client_settings
+from musicstudio.services import accounts
+from musicstudio.services.context import ServiceContext, build_context
+
+app = typer.Typer(help="musicstudio: self-hostable music generation.", no_args_is_help=True)
+admin_app = typer.Typer(help="Organizations, users and API keys.", no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
+console = Console(stderr=True)
+
+TERMINAL = {"succeeded", "failed", "cancelled", "refused"}
+
+
+def _logging(level: int = logging.INFO) -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr
+    )
+
+
+async def _with_context(fn: Any) -> Any:
+    ctx = build_context(get_settings())
+    try:
+        return await fn(ctx)
+    finally:
+        await ctx.close()
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (idempotent)."""
+    from musicstudio.db.migrate import upgrade
+
+    upgrade(get_settings().database_url)
+    console.print("database is up to date")
+
+
+def _print_bootstrap(issued: accounts.IssuedKey) -> None:
+    console.print(
+        "\n[bold]A default organization, user and API key were created.[/bold] "
+        "The key is shown only this once:\n"
+        f"  MUSICSTUDIO_ORG={issued.organization_id}\n"
+        f"  MUSICSTUDIO_USER={issued.user_id}\n"
+        f"  MUSICSTUDIO_API_KEY={issued.api_key}\n"
+        "More keys: musicstudio admin create-user --org ORG_ID --email EMAIL\n"
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes to supervise (0 = API only)")
+    ] = None,
+) -> None:
+    """Run the API, with worker processes supervised beside it."""
+    import uvicorn
+
+    from musicstudio.api.app import create_app
+    from musicstudio.db.migrate import upgrade
+    from musicstudio.worker.supervisor import WorkerSupervisor
+
+    _logging()
+    settings = get_settings()
+    upgrade(settings.database_url)
+    issued = asyncio.run(_with_context(accounts.bootstrap_if_empty))
+    if issued is not None:
+        _print_bootstrap(issued)
+    count = settings.workers if workers is None else workers
+    supervisor = WorkerSupervisor(count) if count > 0 else None
+    if supervisor is not None:
+        supervisor.start()
+    try:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    finally:
+        if supervisor is not None:
+            supervisor.stop()
+
+
+@app.command()
+def worker() -> None:
+    """Run one worker process (claims jobs from the database until SIGTERM)."""
+    from musicstudio.worker.runner import Worker
+
+    _logging()
+
+    async def run(ctx: ServiceContext) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await Worker(ctx).run(stop)
+
+    asyncio.run(_with_context(run))
+
+
+@admin_app.command("bootstrap")
+def admin_bootstrap(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Create a new organization with one user and API key."""
+    issued = asyncio.run(_with_context(accounts.bootstrap))
+    out = {
+        "organization_id": issued.organization_id,
+        "user_id": issued.user_id,
+        "api_key": issued.api_key,
+    }
+    _emit(out, as_json)
+
+
+@admin_app.command("create-user")
+def admin_create_user(
+    org: Annotated[str, typer.Option("--org", help="Organization id (org_...)")],
+    email: Annotated[str, typer.Option("--email", help="The user's email")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Create a user in an organization, with a first API key."""
+    from musicstudio.errors import AppError
+
+    try:
+        issued = asyncio.run(_with_context(lambda ctx: accounts.create_user(ctx, org, email)))
+    except AppError as exc:
+        console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from exc
+    _emit({"user_id": issued.user_id, "api_key": issued.api_key}, as_json)
+
+
+def _emit(out: dict[str, str], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(out))
+    else:
+        for key, value in out.items():
+            typer.echo(f"{key}: {value}")
+
+
+@app.command()
+def generate(
+    prompt: Annotated[str, typer.Argument(help="What to make")],
+    duration: Annotated[int, typer.Option(help="Length in seconds")] = 30,
+    engine: Annotated[str, typer.Option(help="Engine key")] = "studio",
+    org: Annotated[str | None, typer.Option(help="Organization id (MUSICSTUDIO_ORG)")] = None,
+    out: Annotated[Path | None, typer.Option(help="Where to save the audio")] = None,
+) -> None:
+    """Submit a job to a running service, show its progress, save the audio."""
+    client_settings = load_client_settings()
+    org_id = org or client_settings.org
+    if not client_settings.api_key or not org_id:
+        console.print("[red]Set MUSICSTUDIO_API_KEY and MUSICSTUDIO_ORG (or --org).[/red]")
+        raise typer.Exit(2)
+    base = f"{client_settings.url}/v1/music/{org_id}/generations"
+    with httpx.Client(headers={"X-API-Key": client_settings.api_key}, timeout=30) as http:
+        created = http.post(
+            base, json={"engine": engine, "prompt": prompt, "duration_seconds": duration}
+        )
+        job = _check(created)
+        job = _follow(http, f"{base}/{job['id']}", job)
+        if job["status"] != "succeeded":
+            reason = job.get("error_message") or job.get("refusal_reason") or job["status"]
+            console.print(f"[red]Job {job['id']} {job['status']}: {reason}[/red]")
+            raise typer.Exit(1)
+        target = out or Path(f"{job['id']}{_suffix(job['track']['mime_type'])}")
+        with http.stream("GET", job["playback_url"]) as audio:
+            audio.raise_for_status()
+            with target.open("wb") as fh:
+                for chunk in audio.iter_bytes():
+                    fh.write(chunk)
+    console.print(f"saved {target} ({job['track']['measured_duration_seconds']:.2f} s)")
+    typer.echo(str(target))
+
+
+def _check(response: httpx.Response) -> dict[str, Any]:
+    if response.status_code >= 400:
+        try:
+            message = response.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = response.text[:200]
+        console.print(f"[red]HTTP {response.status_code}: {message}[/red]")
+        raise typer.Exit(1)
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _follow(http: httpx.Client, url: str, job: dict[str, Any]) -> dict[str, Any]:
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+    )
+    with Progress(*columns, TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task(f"{job['id']} {job['status']}", total=100)
+        while job["status"] not in TERMINAL:
+            time.sleep(0.5)
+            job = _check(http.get(url))
+            bar.update(task, completed=job["progress"], description=f"{job['id']} {job['status']}")
+    return job
+
+
+def _suffix(mime_type: str) -> str:
+    return {
+        "audio/mpeg": ".mp3",
+        "audio/flac": ".flac",
+        "audio/ogg": ".ogg",
+        "audio/wav": ".wav",
+    }.get(mime_type.split(";")[0], ".bin")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,127 @@
+"""Settings from the environment (``MUSICSTUDIO_*``): the only reader of ``os.environ``."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+_PREFIX = "MUSICSTUDIO_"
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(_PREFIX + name)
+    return value if value not in (None, "") else default
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{_PREFIX}{name} must be an integer, got {raw!r}") from exc
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{_PREFIX}{name} must be a number, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    storage_url: str
+    public_url: str | None
+    playback_ttl_seconds: int
+    workers: int
+    lease_seconds: int
+    max_attempts: int
+    poll_seconds: float
+    soundfont: str | None
+    policy_file: str | None
+    secret_key: bytes = field(repr=False)
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        return self.lease_seconds / 3
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _load_or_create_secret(data_dir: Path) -> bytes:
+    """The HMAC key: from the environment, else generated once into the data dir."""
+    configured = _env("SECRET_KEY")
+    if configured is not None:
+        return configured.encode()
+    path = data_dir / "secret_key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(48))
+        try:
+            # Link, not rename: of two processes starting at once, the first one wins.
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
+    return path.read_text().strip().encode()
+
+
+def load_settings() -> Settings:
+    """Read every setting from the environment (documented in the README)."""
+    data_dir = Path(_env("DATA_DIR", "./.musicstudio") or ".").resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    database_url = _env("DATABASE_URL") or f"sqlite+aiosqlite:///{data_dir / 'musicstudio.db'}"
+    storage_url = _env("STORAGE_URL") or f"file://{data_dir / 'media'}"
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        storage_url=storage_url,
+        public_url=(_env("PUBLIC_URL") or "").rstrip("/") or None,
+        playback_ttl_seconds=_env_int("PLAYBACK_TTL_SECONDS", 900),
+        workers=_env_int("WORKERS", 2),
+        lease_seconds=_env_int("LEASE_SECONDS", 30),
+        max_attempts=_env_int("MAX_ATTEMPTS", 3),
+        poll_seconds=_env_float("POLL_SECONDS", 0.5),
+        soundfont=_env("SOUNDFONT"),
+        policy_file=_env("POLICY_FILE"),
+        secret_key=_load_or_create_secret(data_dir),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings, read once."""
+    return load_settings()
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """What the CLI's client commands (``generate``) use to reach a running service."""
+
+    url: str
+    api_key: str | None
+    org: str | None
+
+
+def load_client_settings() -> ClientSettings:
+    return ClientSettings(
+        url=(_env("URL", "http://127.0.0.1:8000") or "").rstrip("/"),
+        api_key=_env("API_KEY"),
+        org=_env("ORG"),
+    )

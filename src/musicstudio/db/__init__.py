@@ -1,0 +1,1 @@
+"""Persistence: table definitions, connections and migrations."""

@@ -1,0 +1,1 @@
+"""Music engines: the plug-in interface and the built-in engines."""

@@ -1,0 +1,1 @@
+"""Use cases: what the API, CLI and workers ask the service to do."""

@@ -1,0 +1,51 @@
+"""The reference's JSON shapes for jobs and tracks (plain dicts, serialized by the API)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from musicstudio.clock import isoformat_z
+
+
+def _seconds(value: Any) -> str | None:
+    text = isoformat_z(value)
+    # The reference shows whole seconds: 2026-06-28T10:30:00Z.
+    return None if text is None else text[:19] + "Z"
+
+
+def job_view(
+    row: Mapping[str, Any],
+    *,
+    playback_url: str | None = None,
+    track: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The eleven fields of a job; URLs and the track summary only on single-job reads."""
+    return {
+        "id": row["id"],
+        "status": row["status"],
+        "progress": row["progress"],
+        "engine": row["engine"],
+        "mode": row["mode"],
+        "created_at": _seconds(row["created_at"]),
+        "result_track_id": row["result_track_id"],
+        "error_message": row["error_message"],
+        "refusal_reason": row["refusal_reason"],
+        "playback_url": playback_url,
+        "track": track,
+    }
+
+
+def track_summary(row: Mapping[str, Any], playback_url: str | None) -> dict[str, Any]:
+    """The track summary embedded in a succeeded single-job view."""
+    return {
+        "id": row["id"],
+        "title": row["title"],
+        "engine": row["engine"],
+        "mode": row["mode"],
+        "instrumental": row["instrumental"],
+        "measured_duration_seconds": row["measured_duration_seconds"],
+        "mime_type": row["mime_type"],
+        "licence_class": row["licence_class"],
+        "playback_url": playback_url,
+    }

@@ -1,0 +1,1 @@
+"""Where audio lives: local disk (embedded default); S3-compatible storage comes later."""

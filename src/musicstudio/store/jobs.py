@@ -1,0 +1,98 @@
+"""Generation jobs as tenants see them: insert, get, list, idempotency lookup, cancel."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import RowMapping, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from musicstudio.db.tables import generation_jobs as jobs
+
+QUEUED = "queued"
+RUNNING = "running"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+CANCELLED = "cancelled"
+REFUSED = "refused"
+STATUSES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, REFUSED)
+TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED, REFUSED})
+
+# The columns a client sees (the reference's job object, less the per-request URLs).
+VIEW_COLUMNS = (
+    jobs.c.id,
+    jobs.c.status,
+    jobs.c.progress,
+    jobs.c.engine,
+    jobs.c.mode,
+    jobs.c.created_at,
+    jobs.c.result_track_id,
+    jobs.c.error_message,
+    jobs.c.refusal_reason,
+)
+_DETAIL_COLUMNS = (*VIEW_COLUMNS, jobs.c.request_fingerprint, jobs.c.cancel_requested)
+
+
+async def insert_job(conn: AsyncConnection, values: dict[str, Any]) -> None:
+    await conn.execute(insert(jobs).values(**values))
+
+
+async def get_job(
+    conn: AsyncConnection, org_id: str, user_id: str, job_id: str
+) -> RowMapping | None:
+    """The caller's job, or None: another user's job is indistinguishable from a missing one."""
+    result = await conn.execute(
+        select(*_DETAIL_COLUMNS).where(
+            jobs.c.id == job_id, jobs.c.org_id == org_id, jobs.c.user_id == user_id
+        )
+    )
+    row = result.first()
+    return None if row is None else row._mapping
+
+
+async def find_by_idempotency_key(
+    conn: AsyncConnection, org_id: str, user_id: str, key: str
+) -> RowMapping | None:
+    result = await conn.execute(
+        select(*_DETAIL_COLUMNS).where(
+            jobs.c.org_id == org_id, jobs.c.user_id == user_id, jobs.c.idempotency_key == key
+        )
+    )
+    row = result.first()
+    return None if row is None else row._mapping
+
+
+async def list_jobs(
+    conn: AsyncConnection,
+    org_id: str,
+    user_id: str,
+    *,
+    status: str | None,
+    limit: int,
+    offset: int,
+) -> list[RowMapping]:
+    """Newest first, ties broken by id (served by the org, user[, status], created_at, id index)."""
+    stmt = select(*VIEW_COLUMNS).where(jobs.c.org_id == org_id, jobs.c.user_id == user_id)
+    if status is not None:
+        stmt = stmt.where(jobs.c.status == status)
+    stmt = stmt.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit).offset(offset)
+    result = await conn.execute(stmt)
+    return list(result.mappings())
+
+
+async def cancel_job(
+    conn: AsyncConnection, org_id: str, user_id: str, job_id: str, now: datetime
+) -> None:
+    """Queued → cancelled at once; running → flagged for the worker; terminal → unchanged."""
+    scope = (jobs.c.id == job_id, jobs.c.org_id == org_id, jobs.c.user_id == user_id)
+    await conn.execute(
+        update(jobs)
+        .where(*scope, jobs.c.status == QUEUED)
+        .values(status=CANCELLED, finished_at=now, updated_at=now)
+    )
+    await conn.execute(
+        update(jobs)
+        .where(*scope, jobs.c.status == RUNNING, jobs.c.cancel_requested.is_(False))
+        .values(cancel_requested=True, updated_at=now)
+    )

@@ -1,0 +1,24 @@
+"""Tracks as their owners see them."""
+
+from __future__ import annotations
+
+from sqlalchemy import RowMapping, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from musicstudio.db.tables import tracks
+
+
+async def get_readable_track(
+    conn: AsyncConnection, org_id: str, user_id: str, track_id: str
+) -> RowMapping | None:
+    """A live track the caller may read (for now: one they created), or None."""
+    result = await conn.execute(
+        select(tracks).where(
+            tracks.c.id == track_id,
+            tracks.c.org_id == org_id,
+            tracks.c.user_id == user_id,
+            tracks.c.deleted_at.is_(None),
+        )
+    )
+    row = result.first()
+    return None if row is None else row._mapping

@@ -1,0 +1,1 @@
+"""Workers: claim jobs, render them with an engine, store the result."""

@@ -1,0 +1,35 @@
+"""State shared between the render thread and the worker's event loop for one attempt."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+
+class AttemptState:
+    """Progress flows from the render thread; cancel and lease loss flow back to it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._progress = 0
+        self.progress_changed = asyncio.Event()
+        self.cancel_requested = False
+        self.lease_lost = False
+
+    @property
+    def progress(self) -> int:
+        with self._lock:
+            return self._progress
+
+    def report(self, value: int) -> None:
+        """Called from the render thread; wakes the loop only when progress moved."""
+        with self._lock:
+            if value <= self._progress:
+                return
+            self._progress = value
+        self._loop.call_soon_threadsafe(self.progress_changed.set)
+
+    def cancelled(self) -> bool:
+        """Called from the render thread at each checkpoint."""
+        return self.cancel_requested or self.lease_lost

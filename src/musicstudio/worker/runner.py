@@ -1,0 +1,222 @@
+"""The worker loop: rescue expired leases, claim a job, render it under a heartbeat, finish."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import socket
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from musicstudio import ids, queue
+from musicstudio.clock import utcnow
+from musicstudio.engines.base import RenderCancelled, RenderError, RenderRequest, RenderResult
+from musicstudio.queue import Lease, Outcome
+from musicstudio.services.context import ServiceContext
+from musicstudio.storage.base import StorageError
+from musicstudio.worker.attempt import AttemptState
+
+log = logging.getLogger("musicstudio.worker")
+
+GENERIC_FAILURE = "Rendering failed because of an internal error. Please try again."
+STORAGE_FAILURE = "The finished audio could not be stored. Please try again."
+PROGRESS_WRITE_INTERVAL = 0.5  # seconds between progress writes while rendering
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Worker:
+    """One worker: processes jobs one at a time until ``stop`` is set."""
+
+    def __init__(self, ctx: ServiceContext, worker_id: str | None = None) -> None:
+        self.ctx = ctx
+        self.worker_id = worker_id or new_worker_id()
+        self.settings = ctx.settings
+        self._last_rescue = 0.0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        log.info("worker %s started", self.worker_id)
+        while not stop.is_set():
+            try:
+                worked = await self.run_once()
+            except Exception:
+                # The database may be restarting; back off instead of dying.
+                log.exception("worker loop error; retrying")
+                worked = False
+            if not worked:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=self.settings.poll_seconds)
+        log.info("worker %s stopped", self.worker_id)
+
+    async def run_once(self) -> bool:
+        """Rescue expired leases if due, then claim and process one job. True if one ran."""
+        await self.rescue_if_due()
+        async with self.ctx.db.write() as conn:
+            lease = await queue.claim_next_job(
+                conn, self.worker_id, utcnow(), self.settings.lease_seconds
+            )
+        if lease is None:
+            return False
+        await self.process(lease)
+        return True
+
+    async def rescue_if_due(self) -> None:
+        now = time.monotonic()
+        if now - self._last_rescue < self.settings.heartbeat_seconds:
+            return
+        self._last_rescue = now
+        async with self.ctx.db.write() as conn:
+            counts = await queue.rescue_expired_leases(conn, utcnow())
+        if counts.requeued or counts.failed or counts.cancelled:
+            log.warning("rescued expired leases: %s", counts)
+
+    async def process(self, lease: Lease) -> None:
+        """Render one claimed attempt and record its outcome (only while the lease holds)."""
+        log.info("job %s attempt %d claimed", lease.job_id, lease.attempt)
+        work_dir = self.settings.data_dir / "work" / f"{lease.job_id}-{lease.attempt}"
+        state = AttemptState(asyncio.get_running_loop())
+        keeper = asyncio.create_task(self._keep_lease(lease, state))
+        try:
+            await self._render_and_finish(lease, state, work_dir)
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+            shutil.rmtree(work_dir, ignore_errors=True)
+
+    async def _render_and_finish(self, lease: Lease, state: AttemptState, work_dir: Path) -> None:
+        engine = self.ctx.engines.get(lease.engine)
+        if engine is None:
+            await self._fail(lease, "This engine is not available any more.", retryable=False)
+            return
+        await asyncio.to_thread(work_dir.mkdir, parents=True, exist_ok=True)
+        request = _render_request(lease, work_dir)
+        try:
+            result = await asyncio.to_thread(engine.render, request, state.report, state.cancelled)
+        except RenderCancelled:
+            if not state.lease_lost:
+                async with self.ctx.db.write() as conn:
+                    await queue.mark_cancelled(conn, lease, utcnow())
+            log.info("job %s stopped (cancelled=%s)", lease.job_id, state.cancel_requested)
+            return
+        except RenderError as exc:
+            await self._fail(lease, str(exc), retryable=False)
+            return
+        except Exception:
+            log.exception("job %s attempt %d: engine error", lease.job_id, lease.attempt)
+            await self._fail(lease, GENERIC_FAILURE, retryable=True)
+            return
+        # An engine that cannot sing makes instrumental tracks, whatever was asked.
+        instrumental = request.instrumental or not engine.capabilities().supports_vocals
+        await self._store_result(lease, result, instrumental)
+
+    async def _store_result(self, lease: Lease, result: RenderResult, instrumental: bool) -> None:
+        track_id = ids.new_id(ids.TRACK)
+        key = f"tracks/{lease.org_id}/{track_id}{result.audio_path.suffix}"
+        try:
+            size = await asyncio.to_thread(
+                self.ctx.storage.put_file, key, result.audio_path, result.mime_type
+            )
+        except StorageError:
+            log.exception("job %s: upload failed", lease.job_id)
+            await self._fail(lease, STORAGE_FAILURE, retryable=True)
+            return
+        now = utcnow()
+        track = _track_values(lease, result, track_id, key, size, now, instrumental)
+        async with self.ctx.db.write() as conn:
+            outcome = await queue.complete_job(conn, lease, now, track)
+        if outcome is not Outcome.SUCCEEDED:
+            # Nobody will ever point at this object: a cancelled or stolen attempt.
+            await asyncio.to_thread(self.ctx.storage.delete, key)
+        log.info("job %s attempt %d: %s", lease.job_id, lease.attempt, outcome.value)
+
+    async def _fail(self, lease: Lease, message: str, *, retryable: bool) -> None:
+        async with self.ctx.db.write() as conn:
+            status = await queue.fail_or_retry(conn, lease, utcnow(), message, retryable=retryable)
+        log.info("job %s attempt %d: %s", lease.job_id, lease.attempt, status or "lease lost")
+
+    async def _keep_lease(self, lease: Lease, state: AttemptState) -> None:
+        """Heartbeat every third of the lease, and write progress as it moves."""
+        last_beat = time.monotonic()
+        written = -1
+        while True:
+            timeout = max(0.0, self.settings.heartbeat_seconds - (time.monotonic() - last_beat))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(state.progress_changed.wait(), timeout=timeout)
+            state.progress_changed.clear()
+            progress = state.progress
+            due = time.monotonic() - last_beat >= self.settings.heartbeat_seconds
+            if not due and progress == written:
+                continue
+            try:
+                async with self.ctx.db.write() as conn:
+                    beat = await queue.heartbeat(
+                        conn, lease, utcnow(), self.settings.lease_seconds, progress
+                    )
+            except Exception:
+                log.exception("job %s: heartbeat failed; will retry", lease.job_id)
+                await asyncio.sleep(1.0)
+                continue
+            last_beat = time.monotonic()
+            written = progress
+            if not beat.held:
+                log.warning("job %s attempt %d: lease lost", lease.job_id, lease.attempt)
+                state.lease_lost = True
+                return
+            state.cancel_requested = beat.cancel_requested
+            await asyncio.sleep(PROGRESS_WRITE_INTERVAL)
+
+
+def _render_request(lease: Lease, work_dir: Path) -> RenderRequest:
+    req = lease.request
+    return RenderRequest(
+        job_id=lease.job_id,
+        prompt=req["prompt"],
+        duration_seconds=int(req["duration_seconds"]),
+        work_dir=work_dir,
+        mode="focus" if lease.mode == "focus" else "creation",
+        instrumental=bool(req.get("instrumental", False)),
+        lyrics=req.get("lyrics"),
+        style_tags=tuple(req.get("style_tags") or ()),
+        title=req.get("title"),
+        seed=req.get("seed"),
+    )
+
+
+def _track_values(
+    lease: Lease,
+    result: RenderResult,
+    track_id: str,
+    key: str,
+    size: int,
+    now: datetime,
+    instrumental: bool,
+) -> dict[str, Any]:
+    return {
+        "id": track_id,
+        "org_id": lease.org_id,
+        "user_id": lease.user_id,
+        "job_id": lease.job_id,
+        "title": result.title[:200],
+        "engine": lease.engine,
+        "mode": lease.mode,
+        "instrumental": instrumental,
+        "measured_duration_seconds": result.measured_duration_seconds,
+        "mime_type": result.mime_type,
+        "storage_key": key,
+        "size_bytes": size,
+        "licence_class": result.licence.licence_class,
+        "licence_version": result.licence.licence_version,
+        "commercial_use": result.licence.commercial_use,
+        "requires_attribution": result.licence.requires_attribution,
+        "recipe": result.recipe,
+        "created_at": now,
+    }

@@ -1,0 +1,77 @@
+"""Keeps N worker processes alive beside the API (a native crash kills one worker, not us)."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import threading
+import time
+
+log = logging.getLogger("musicstudio.supervisor")
+
+RESTART_BACKOFF_MAX = 10.0
+
+
+class WorkerSupervisor:
+    """Starts ``musicstudio worker`` processes and restarts any that exit."""
+
+    def __init__(self, count: int, command: list[str] | None = None) -> None:
+        self.count = count
+        self.command = command or [sys.executable, "-m", "musicstudio", "worker"]
+        self._procs: list[subprocess.Popen[bytes] | None] = [None] * count
+        self._started_at = [0.0] * count
+        self._failures = [0] * count
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="worker-supervisor", daemon=True)
+        self.restarts = 0
+
+    def start(self) -> None:
+        for slot in range(self.count):
+            self._spawn(slot)
+        self._thread.start()
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self._procs if p is not None and p.poll() is None]
+
+    def _spawn(self, slot: int) -> None:
+        self._procs[slot] = subprocess.Popen(self.command)
+        self._started_at[slot] = time.monotonic()
+        log.info("worker %d started (pid %d)", slot, self._procs[slot].pid)  # type: ignore[union-attr]
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(0.5):
+            for slot, proc in enumerate(self._procs):
+                if proc is None or proc.poll() is None:
+                    continue
+                lived = time.monotonic() - self._started_at[slot]
+                # A worker dying at once, again and again, is backed off, not spun.
+                self._failures[slot] = 0 if lived > 30 else self._failures[slot] + 1
+                delay = min(RESTART_BACKOFF_MAX, 0.5 * (2 ** max(0, self._failures[slot] - 1)))
+                log.warning(
+                    "worker %d (pid %d) exited with %s; restarting in %.1fs",
+                    slot,
+                    proc.pid,
+                    proc.returncode,
+                    delay,
+                )
+                if self._stopping.wait(delay):
+                    return
+                self._spawn(slot)
+                self.restarts += 1
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM every worker (each finishes its job), then SIGKILL stragglers."""
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        procs = [p for p in self._procs if p is not None and p.poll() is None]
+        for proc in procs:
+            proc.terminate()
+        deadline = time.monotonic() + timeout
+        for proc in procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -1,0 +1,94 @@
+"""Small helpers shared by the tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+JOB_FIELDS = {
+    "id",
+    "status",
+    "progress",
+    "engine",
+    "mode",
+    "created_at",
+    "result_track_id",
+    "error_message",
+    "refusal_reason",
+    "playback_url",
+    "track",
+}
+
+
+def job_body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "engine": "studio",
+        "prompt": "calm lo-fi beat with soft piano",
+        "duration_seconds": 2,
+    }
+    body.update(overrides)
+    return body
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The reference's envelope, with trace_id equal to the response's x-request-id."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["success"] is False
+    error = body["error"]
+    assert set(error) >= {
+        "code", "message", "system_message", "type", "status", "details", "trace_id", "timestamp",
+    }
+    assert error["code"] == code
+    assert error["status"] == status
+    assert error["trace_id"] == response.headers["x-request-id"]
+    assert error["timestamp"].endswith("Z")
+    assert "Traceback" not in response.text
+    return dict(error)
+
+
+def error_fields(response: httpx.Response) -> list[str]:
+    return [e["field"] for e in response.json()["error"]["details"]["errors"]]
+
+
+def without_request_ids(response: httpx.Response) -> dict[str, Any]:
+    """An error body with the parts that differ per request removed."""
+    body = response.json()
+    body["error"].pop("trace_id")
+    body["error"].pop("timestamp")
+    return dict(body)
+
+
+async def insert_job_rows(
+    ctx: Any, org_id: str, user_id: str, count: int, *, created_at: Any, status: str = "queued"
+) -> list[str]:
+    """Jobs written straight to the store (for ordering tests that need equal timestamps)."""
+    from musicstudio import ids
+    from musicstudio.store.jobs import insert_job
+
+    made = []
+    async with ctx.db.write() as conn:
+        for _ in range(count):
+            job_id = ids.new_id(ids.JOB)
+            await insert_job(
+                conn,
+                {
+                    "id": job_id,
+                    "org_id": org_id,
+                    "user_id": user_id,
+                    "status": status,
+                    "progress": 0,
+                    "engine": "studio",
+                    "mode": "creation",
+                    "created_at": created_at,
+                    "updated_at": created_at,
+                    "request": {"prompt": "x", "duration_seconds": 1},
+                    "available_at": created_at,
+                    "attempt": 0,
+                    "max_attempts": 3,
+                    "cancel_requested": False,
+                },
+            )
+            made.append(job_id)
+    return made

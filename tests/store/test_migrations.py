@@ -1,0 +1,25 @@
+"""The Alembic history produces exactly the declared schema, and downgrades cleanly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, inspect
+
+from musicstudio.db.migrate import downgrade, upgrade
+from musicstudio.db.tables import metadata
+
+
+def test_upgrade_matches_metadata_and_downgrade_empties(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+    upgrade(f"sqlite+aiosqlite:///{path}")  # idempotent
+    downgrade(f"sqlite+aiosqlite:///{path}", "base")
+    assert set(inspect(engine).get_table_names()) == {"alembic_version"}
+    engine.dispose()

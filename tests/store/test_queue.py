@@ -1,0 +1,197 @@
+"""The jobs table as a queue: claims, leases, fencing, retries, cancellation (fake clock)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from musicstudio import queue
+from musicstudio.db.tables import generation_jobs, tracks
+from musicstudio.queue import Outcome
+from musicstudio.services.context import ServiceContext
+from tests.conftest import Caller
+from tests.helpers import insert_job_rows
+
+T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+LEASE = 30
+
+
+async def _claim(ctx: ServiceContext, owner: str, now: datetime) -> queue.Lease | None:
+    async with ctx.db.write() as conn:
+        return await queue.claim_next_job(conn, owner, now, LEASE)
+
+
+async def _job(ctx: ServiceContext, job_id: str) -> dict[str, object]:
+    async with ctx.db.read() as conn:
+        row = (await conn.execute(select(generation_jobs).where(generation_jobs.c.id == job_id))).one()
+    return dict(row._mapping)
+
+
+def _track(lease: queue.Lease, track_id: str) -> dict[str, object]:
+    return {
+        "id": track_id,
+        "org_id": lease.org_id,
+        "user_id": lease.user_id,
+        "job_id": lease.job_id,
+        "title": "t",
+        "engine": "studio",
+        "mode": "creation",
+        "instrumental": True,
+        "measured_duration_seconds": 1.0,
+        "mime_type": "audio/mpeg",
+        "storage_key": f"tracks/{track_id}.mp3",
+        "size_bytes": 1,
+        "licence_class": "unclear",
+        "licence_version": "x",
+        "commercial_use": False,
+        "requires_attribution": True,
+        "recipe": {},
+        "created_at": T0,
+    }
+
+
+async def test_claims_oldest_first_and_increments_attempt(
+    ctx: ServiceContext, alice: Caller
+) -> None:
+    first = await insert_job_rows(ctx, alice.org_id, alice.user_id, 1, created_at=T0)
+    second = await insert_job_rows(ctx, alice.org_id, alice.user_id, 1, created_at=T0 + timedelta(1))
+    lease = await _claim(ctx, "w1", T0 + timedelta(days=2))
+    assert lease is not None and lease.job_id == first[0] and lease.attempt == 1
+    lease2 = await _claim(ctx, "w2", T0 + timedelta(days=2))
+    assert lease2 is not None and lease2.job_id == second[0]
+    assert await _claim(ctx, "w3", T0 + timedelta(days=2)) is None
+    row = await _job(ctx, first[0])
+    assert row["status"] == "running" and row["lease_owner"] == "w1"
+
+
+async def test_concurrent_claimers_never_share_an_attempt(ctx: ServiceContext, alice: Caller) -> None:
+    made = await insert_job_rows(ctx, alice.org_id, alice.user_id, 60, created_at=T0)
+    now = T0 + timedelta(seconds=1)
+
+    async def claimer(name: str) -> list[str]:
+        got = []
+        while (lease := await _claim(ctx, name, now)) is not None:
+            got.append(lease.job_id)
+        return got
+
+    results = await asyncio.gather(*(claimer(f"w{i}") for i in range(8)))
+    claimed = [job for batch in results for job in batch]
+    assert sorted(claimed) == sorted(made), "every job claimed exactly once"
+
+
+async def test_expired_lease_is_rescued_and_stale_worker_cannot_finish(
+    ctx: ServiceContext, alice: Caller
+) -> None:
+    [job_id] = await insert_job_rows(ctx, alice.org_id, alice.user_id, 1, created_at=T0)
+    stale = await _claim(ctx, "w-old", T0)
+    assert stale is not None
+    async with ctx.db.write() as conn:
+        await queue.heartbeat(conn, stale, T0 + timedelta(seconds=5), LEASE, progress=60)
+        # Not expired yet: nothing to rescue.
+        counts = await queue.rescue_expired_leases(conn, T0 + timedelta(seconds=20))
+        assert counts.requeued == 0
+        counts = await queue.rescue_expired_leases(conn, T0 + timedelta(seconds=40))
+        assert counts.requeued == 1
+    fresh = await _claim(ctx, "w-new", T0 + timedelta(seconds=41))
+    assert fresh is not None and fresh.job_id == job_id and fresh.attempt == 2
+
+    async with ctx.db.write() as conn:
+        beat = await queue.heartbeat(conn, stale, T0 + timedelta(seconds=42), LEASE, progress=99)
+        assert not beat.held
+        assert await queue.complete_job(conn, stale, T0, _track(stale, "mtrack_stale")) is Outcome.LOST
+    async with ctx.db.write() as conn:
+        outcome = await queue.complete_job(conn, fresh, T0, _track(fresh, "mtrack_fresh"))
+    assert outcome is Outcome.SUCCEEDED
+    row = await _job(ctx, job_id)
+    assert row["status"] == "succeeded" and row["progress"] == 100
+    assert row["result_track_id"] == "mtrack_fresh"
+    async with ctx.db.read() as conn:
+        track_ids = (await conn.execute(select(tracks.c.id))).scalars().all()
+    assert track_ids == ["mtrack_fresh"], "exactly one completion"
+
+
+async def test_progress_never_decreases_and_is_100_only_on_success(
+    ctx: ServiceContext, alice: Caller
+) -> None:
+    [job_id] = await insert_job_rows(ctx, alice.org_id, alice.user_id, 1, created_at=T0)
+    lease = await _claim(ctx, "w", T0)
+    assert lease is not None
+    async with ctx.db.write() as conn:
+        await queue.heartbeat(conn, lease, T0, LEASE, progress=70)
+        await queue.heartbeat(conn, lease, T0, LEASE, progress=20)
+        await queue.heartbeat(conn, lease, T0, LEASE, progress=100)
+    assert (await _job(ctx, job_id))["progress"] == 99
+    async with ctx.db.write() as conn:
+        await queue.rescue_expired_leases(conn, T0 + timedelta(seconds=LEASE + 1))
+    retry = await _claim(ctx, "w2", T0 + timedelta(seconds=LEASE + 2))
+    assert retry is not None
+    async with ctx.db.write() as conn:
+        await queue.heartbeat(conn, retry, T0, LEASE, progress=10)
+    assert (await _job(ctx, job_id))["progress"] == 99, "a retry reports the maximum so far"
+
+
+async def test_after_max_attempts_the_job_fails_with_a_safe_message(
+    ctx: ServiceContext, alice: Caller
+) -> None:
+    [job_id] = await insert_job_rows(ctx, alice.org_id, alice.user_id, 1, created_at=T0)
+    now = T0
+    for attempt in (1, 2, 3):
+        lease = await _claim(ctx, f"w{attempt}", now)
+        assert lease is not None and lease.attempt == attempt
+        now += timedelta(seconds=LEASE + 1)
+        async with ctx.db.write() as conn:
+            await queue.rescue_expired_leases(conn, now)
+    row = await _job(ctx, job_id)
+    assert row["status"] == "failed"
+    assert row["error_message"] == queue.CRASH_MESSAGE
+    assert "/" not in str(row["error_message"]) and "Traceback" not in str(row["error_message"])
+    assert await _claim(ctx, "w4", now) is None
+
+
+async def test_errors_retry_then_fail_and_permanent_errors_fail_at_once(
+    ctx: ServiceContext, alice: Caller
+) -> None:
+    [retried, permanent] = await insert_job_rows(ctx, alice.org_id, alice.user_id, 2, created_at=T0)
+    lease = await _claim(ctx, "w", T0)
+    assert lease is not None and lease.job_id == retried
+    async with ctx.db.write() as conn:
+        status = await queue.fail_or_retry(conn, lease, T0, "boom", retryable=True)
+    assert status == "queued"
+    # The retry waits for its delay; meanwhile the next job is served.
+    nxt = await _claim(ctx, "w", T0)
+    assert nxt is not None and nxt.job_id == permanent
+    async with ctx.db.write() as conn:
+        assert await queue.fail_or_retry(conn, nxt, T0, "bad input", retryable=False) == "failed"
+    assert (await _job(ctx, permanent))["error_message"] == "bad input"
+
+
+async def test_cancel_requested_during_render_wins_over_completion(
+    ctx: ServiceContext, alice: Caller
+) -> None:
+    from musicstudio.store.jobs import cancel_job
+
+    [job_id] = await insert_job_rows(ctx, alice.org_id, alice.user_id, 1, created_at=T0)
+    lease = await _claim(ctx, "w", T0)
+    assert lease is not None
+    async with ctx.db.write() as conn:
+        await cancel_job(conn, alice.org_id, alice.user_id, job_id, T0)
+    async with ctx.db.write() as conn:
+        outcome = await queue.complete_job(conn, lease, T0, _track(lease, "mtrack_x"))
+    assert outcome is Outcome.CANCELLED
+    assert (await _job(ctx, job_id))["status"] == "cancelled"
+
+
+async def test_expired_lease_of_a_cancel_requested_job_becomes_cancelled(
+    ctx: ServiceContext, alice: Caller
+) -> None:
+    from musicstudio.store.jobs import cancel_job
+
+    [job_id] = await insert_job_rows(ctx, alice.org_id, alice.user_id, 1, created_at=T0)
+    assert await _claim(ctx, "w", T0) is not None
+    async with ctx.db.write() as conn:
+        await cancel_job(conn, alice.org_id, alice.user_id, job_id, T0)
+        counts = await queue.rescue_expired_leases(conn, T0 + timedelta(seconds=LEASE + 1))
+    assert counts.cancelled == 1
+    assert (await _job(ctx, job_id))["status"] == "cancelled"

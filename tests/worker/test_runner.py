@@ -1,0 +1,156 @@
+"""The worker in process, with the real studio engine and with misbehaving plug-ins."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import soundfile as sf
+from sqlalchemy import select
+
+from musicstudio.db.tables import generation_jobs, tracks
+from musicstudio.engines.base import (
+    EngineCapabilities,
+    Licence,
+    ProgressFn,
+    CancelledFn,
+    RenderError,
+    RenderRequest,
+    RenderResult,
+)
+from musicstudio.engines.registry import EngineRegistry
+from musicstudio.services import generations
+from musicstudio.services.context import ServiceContext
+from musicstudio.services.generations import NewGeneration
+from musicstudio.store.accounts import Principal
+from musicstudio.worker.runner import GENERIC_FAILURE, Worker
+from tests.conftest import Caller
+
+
+def _principal(caller: Caller) -> Principal:
+    return Principal(org_id=caller.org_id, user_id=caller.user_id, key_id="k")
+
+
+async def _submit(ctx: ServiceContext, caller: Caller, engine: str = "studio", duration: int = 2) -> str:
+    req = NewGeneration(engine=engine, prompt="upbeat house groove", duration_seconds=duration)
+    result = await generations.create_job(ctx, _principal(caller), req, None, "http://t")
+    return str(result.job["id"])
+
+
+async def _row(ctx: ServiceContext, job_id: str) -> dict[str, object]:
+    async with ctx.db.read() as conn:
+        row = (await conn.execute(select(generation_jobs).where(generation_jobs.c.id == job_id))).one()
+    return dict(row._mapping)
+
+
+async def test_worker_renders_stores_and_completes(ctx: ServiceContext, alice: Caller) -> None:
+    job_id = await _submit(ctx, alice, duration=3)
+    assert await Worker(ctx).run_once()
+    row = await _row(ctx, job_id)
+    assert row["status"] == "succeeded" and row["progress"] == 100 and row["attempt"] == 1
+    async with ctx.db.read() as conn:
+        track = (await conn.execute(select(tracks).where(tracks.c.job_id == job_id))).one()
+    assert track.id == row["result_track_id"]
+    path = ctx.storage.path_for(track.storage_key)
+    info = sf.info(str(path))
+    assert abs(info.duration - 3.0) <= 0.05
+    assert abs(track.measured_duration_seconds - 3.0) <= 0.05
+    assert track.size_bytes == path.stat().st_size
+    assert track.recipe, "the plan is kept with the track"
+    assert not (ctx.settings.data_dir / "work" / f"{job_id}-1").exists(), "work dir cleaned"
+
+
+async def test_progress_seen_by_clients_only_grows(ctx: ServiceContext, alice: Caller) -> None:
+    job_id = await _submit(ctx, alice, duration=60)
+    seen: list[int] = []
+    worker = asyncio.create_task(Worker(ctx).run_once())
+    while not worker.done():
+        seen.append(int((await _row(ctx, job_id))["progress"]))
+        await asyncio.sleep(0.02)
+    await worker
+    seen.append(int((await _row(ctx, job_id))["progress"]))
+    assert seen == sorted(seen)
+    assert seen[-1] == 100
+    assert len({p for p in seen if 0 < p < 100}) >= 2, f"progress reported while running: {seen}"
+
+
+async def test_cancel_while_rendering_stops_at_a_checkpoint(ctx: ServiceContext, alice: Caller) -> None:
+    job_id = await _submit(ctx, alice, duration=300)
+    worker = asyncio.create_task(Worker(ctx).run_once())
+    for _ in range(500):
+        if (await _row(ctx, job_id))["status"] == "running":
+            break
+        await asyncio.sleep(0.01)
+    cancelled = await generations.cancel_job(ctx, _principal(alice), job_id, "http://t")
+    assert cancelled["status"] in ("running", "cancelled")
+    await asyncio.wait_for(worker, timeout=60)
+    row = await _row(ctx, job_id)
+    assert row["status"] == "cancelled"
+    assert row["result_track_id"] is None
+    async with ctx.db.read() as conn:
+        assert (await conn.execute(select(tracks))).first() is None
+    media = ctx.storage.root
+    assert not any(p.is_file() for p in media.rglob("*")), "nothing stored for a cancelled job"
+
+
+class _Engine:
+    """A plug-in whose render misbehaves on purpose."""
+
+    def __init__(self, key: str, error: Exception) -> None:
+        self.key = key
+        self.error = error
+        self.calls = 0
+
+    def capabilities(self) -> EngineCapabilities:
+        return EngineCapabilities(
+            engine_key=self.key, name=self.key, description="test plug-in", modes=("creation",),
+            max_duration_seconds=10, supports_vocals=False, supports_lyrics=False,
+            supports_stems=False, supported_languages=(), output_formats=("mp3",),
+            licence=Licence("unclear", "test", False, True),
+        )
+
+    def render(
+        self, request: RenderRequest, progress: ProgressFn, cancelled: CancelledFn
+    ) -> RenderResult:
+        self.calls += 1
+        progress(30)
+        raise self.error
+
+
+def _with_engines(ctx: ServiceContext, *engines: _Engine) -> ServiceContext:
+    registry = EngineRegistry({**{e.key: e for e in ctx.engines.all()}, **{e.key: e for e in engines}})
+    return replace(ctx, engines=registry, settings=replace(ctx.settings, poll_seconds=0.01))
+
+
+async def _drain(ctx: ServiceContext, job_id: str) -> dict[str, object]:
+    worker = Worker(ctx)
+    for _ in range(200):
+        await worker.run_once()
+        row = await _row(ctx, job_id)
+        if row["status"] in ("succeeded", "failed", "cancelled"):
+            return row
+        await asyncio.sleep(0.05)  # retries wait for their back-off delay
+    raise AssertionError("job never finished")
+
+
+async def test_unexpected_engine_errors_retry_then_fail_safely(
+    ctx: ServiceContext, alice: Caller
+) -> None:
+    engine = _Engine("flaky", RuntimeError("segfault-ish at /opt/secret/file.py"))
+    ctx = _with_engines(ctx, engine)
+    job_id = await _submit(ctx, alice, engine="flaky")
+    row = await _drain(ctx, job_id)
+    assert row["status"] == "failed"
+    assert engine.calls == 3 and row["attempt"] == 3
+    assert row["error_message"] == GENERIC_FAILURE
+    assert row["progress"] == 30
+
+
+async def test_user_safe_engine_errors_fail_at_once(ctx: ServiceContext, alice: Caller) -> None:
+    engine = _Engine("picky", RenderError("This prompt cannot be rendered."))
+    ctx = _with_engines(ctx, engine)
+    job_id = await _submit(ctx, alice, engine="picky")
+    row = await _drain(ctx, job_id)
+    assert row["status"] == "failed" and engine.calls == 1
+    assert row["error_message"] == "This prompt cannot be rendered."
+
