@@ -38,7 +38,14 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
     assert body["success"] is False
     error = body["error"]
     assert set(error) >= {
-        "code", "message", "system_message", "type", "status", "details", "trace_id", "timestamp",
+        "code",
+        "message",
+        "system_message",
+        "type",
+        "status",
+        "details",
+        "trace_id",
+        "timestamp",
     }
     assert error["code"] == code
     assert error["status"] == status

@@ -41,7 +41,11 @@ def start_cli(args: list[str], env: dict[str, str], log: Path) -> subprocess.Pop
 def run_cli(args: list[str], env: dict[str, str]) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "musicstudio", *args],
-        env=env, capture_output=True, text=True, timeout=120, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     return done.stdout
 

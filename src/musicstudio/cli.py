@@ -85,6 +85,10 @@ def serve(
         _print_bootstrap(issued)
     count = settings.workers if workers is None else workers
     supervisor = WorkerSupervisor(count) if count > 0 else None
+    # uvicorn re-raises the signal that stopped it once it has shut down; catch it here so
+    # the workers are stopped gracefully and the process exits cleanly.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: None)
     if supervisor is not None:
         supervisor.start()
     try:

@@ -14,8 +14,12 @@ from tests.helpers import job_body
 async def test_cancel_of_a_queued_job_is_immediate(
     client: httpx.AsyncClient, alice: Caller, ctx: ServiceContext
 ) -> None:
-    job = (await client.post(alice.path("/generations"), json=job_body(), headers=alice.headers)).json()
-    response = await client.post(alice.path(f"/generations/{job['id']}/cancel"), headers=alice.headers)
+    job = (
+        await client.post(alice.path("/generations"), json=job_body(), headers=alice.headers)
+    ).json()
+    response = await client.post(
+        alice.path(f"/generations/{job['id']}/cancel"), headers=alice.headers
+    )
     assert response.status_code == 200
     assert response.json()["status"] == "cancelled"
     async with ctx.db.write() as conn:
@@ -25,17 +29,23 @@ async def test_cancel_of_a_queued_job_is_immediate(
 async def test_cancel_of_a_running_job_is_cooperative(
     client: httpx.AsyncClient, alice: Caller, ctx: ServiceContext
 ) -> None:
-    job = (await client.post(alice.path("/generations"), json=job_body(), headers=alice.headers)).json()
+    job = (
+        await client.post(alice.path("/generations"), json=job_body(), headers=alice.headers)
+    ).json()
     async with ctx.db.write() as conn:
         lease = await queue.claim_next_job(conn, "w", utcnow(), 30)
     assert lease is not None
-    response = await client.post(alice.path(f"/generations/{job['id']}/cancel"), headers=alice.headers)
+    response = await client.post(
+        alice.path(f"/generations/{job['id']}/cancel"), headers=alice.headers
+    )
     assert response.json()["status"] == "running", "the worker stops at its next checkpoint"
     async with ctx.db.write() as conn:
         beat = await queue.heartbeat(conn, lease, utcnow(), 30, progress=40)
         assert beat.cancel_requested
         assert await queue.mark_cancelled(conn, lease, utcnow())
-    after = (await client.get(alice.path(f"/generations/{job['id']}"), headers=alice.headers)).json()
+    after = (
+        await client.get(alice.path(f"/generations/{job['id']}"), headers=alice.headers)
+    ).json()
     assert after["status"] == "cancelled"
     assert after["progress"] == 40
 

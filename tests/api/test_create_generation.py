@@ -70,7 +70,9 @@ async def test_invalid_requests_are_422_naming_the_field(
     assert listed.json()["jobs"] == [], "a rejected request must not create a job"
 
 
-async def test_missing_fields_and_bad_json_are_422(client: httpx.AsyncClient, alice: Caller) -> None:
+async def test_missing_fields_and_bad_json_are_422(
+    client: httpx.AsyncClient, alice: Caller
+) -> None:
     response = await client.post(alice.path("/generations"), json={}, headers=alice.headers)
     assert_error(response, 422, "VALIDATION_ERROR")
     assert {"engine", "prompt", "duration_seconds"} <= set(error_fields(response))
@@ -123,7 +125,9 @@ async def test_idempotency_header_replays_the_same_job(
 async def test_replay_shows_the_job_as_it_is_now(client: httpx.AsyncClient, alice: Caller) -> None:
     headers = {**alice.headers, "Idempotency-Key": "k-now"}
     first = await client.post(alice.path("/generations"), json=job_body(), headers=headers)
-    await client.post(alice.path(f"/generations/{first.json()['id']}/cancel"), headers=alice.headers)
+    await client.post(
+        alice.path(f"/generations/{first.json()['id']}/cancel"), headers=alice.headers
+    )
     replay = await client.post(alice.path("/generations"), json=job_body(), headers=headers)
     assert replay.status_code == 202
     assert replay.json()["status"] == "cancelled"

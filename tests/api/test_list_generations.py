@@ -18,7 +18,9 @@ async def test_newest_first_with_ties_broken_by_id(
     t0 = datetime(2026, 6, 28, 10, 30, tzinfo=UTC)
     older = await insert_job_rows(ctx, alice.org_id, alice.user_id, 2, created_at=t0)
     tied = await insert_job_rows(ctx, alice.org_id, alice.user_id, 5, created_at=t0 + timedelta(1))
-    newest = await insert_job_rows(ctx, alice.org_id, alice.user_id, 1, created_at=t0 + timedelta(2))
+    newest = await insert_job_rows(
+        ctx, alice.org_id, alice.user_id, 1, created_at=t0 + timedelta(2)
+    )
 
     response = await client.get(alice.path("/generations"), headers=alice.headers)
     got = [job["id"] for job in response.json()["jobs"]]
@@ -29,7 +31,9 @@ async def test_seed_example_status_filter_and_limit(
     client: httpx.AsyncClient, alice: Caller, ctx: ServiceContext
 ) -> None:
     t0 = datetime(2026, 6, 28, 10, 30, tzinfo=UTC)
-    done = await insert_job_rows(ctx, alice.org_id, alice.user_id, 3, created_at=t0, status="succeeded")
+    done = await insert_job_rows(
+        ctx, alice.org_id, alice.user_id, 3, created_at=t0, status="succeeded"
+    )
     await insert_job_rows(ctx, alice.org_id, alice.user_id, 4, created_at=t0, status="failed")
 
     response = await client.get(
@@ -65,7 +69,9 @@ async def test_pagination_windows(
     assert page["offset"] == 50 and [j["id"] for j in page["jobs"]] == expected[50:57]
     tail = (await client.get(alice.path("/generations?offset=58"), headers=alice.headers)).json()
     assert [j["id"] for j in tail["jobs"]] == expected[58:]
-    beyond = (await client.get(alice.path("/generations?offset=1000"), headers=alice.headers)).json()
+    beyond = (
+        await client.get(alice.path("/generations?offset=1000"), headers=alice.headers)
+    ).json()
     assert beyond["jobs"] == []
 
 
@@ -102,5 +108,7 @@ async def test_bad_params_are_422_not_clamped(
 
 async def test_limit_bounds_are_inclusive(client: httpx.AsyncClient, alice: Caller) -> None:
     for limit in (1, 100):
-        response = await client.get(alice.path(f"/generations?limit={limit}"), headers=alice.headers)
+        response = await client.get(
+            alice.path(f"/generations?limit={limit}"), headers=alice.headers
+        )
         assert response.status_code == 200 and response.json()["limit"] == limit

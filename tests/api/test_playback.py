@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import time
 from dataclasses import replace
@@ -20,7 +21,9 @@ async def _succeeded_job(
     client: httpx.AsyncClient, ctx: ServiceContext, caller: Caller, duration: int = 2
 ) -> dict[str, object]:
     created = await client.post(
-        caller.path("/generations"), json=job_body(duration_seconds=duration), headers=caller.headers
+        caller.path("/generations"),
+        json=job_body(duration_seconds=duration),
+        headers=caller.headers,
     )
     assert await Worker(ctx).run_once()
     response = await client.get(
@@ -45,8 +48,15 @@ async def test_succeeded_job_has_track_and_a_playable_url(
     track = job["track"]
     assert isinstance(track, dict)
     assert set(track) == {
-        "id", "title", "engine", "mode", "instrumental", "measured_duration_seconds",
-        "mime_type", "licence_class", "playback_url",
+        "id",
+        "title",
+        "engine",
+        "mode",
+        "instrumental",
+        "measured_duration_seconds",
+        "mime_type",
+        "licence_class",
+        "playback_url",
     }
     assert track["id"] == job["result_track_id"]
     assert track["mime_type"] == "audio/mpeg"
@@ -85,7 +95,7 @@ async def test_url_ttl_covers_the_track_and_is_minted_fresh(
     query = parse_qs(urlparse(str(job["playback_url"])).query)
     ttl = int(query["expires"][0]) - time.time()
     assert 895 <= ttl <= 901  # max(900, 2 s + 300 s)
-    time.sleep(1.05)
+    await asyncio.sleep(1.05)  # expiry has one-second resolution
     again = (
         await client.get(alice.path(f"/generations/{job['id']}"), headers=alice.headers)
     ).json()
@@ -129,7 +139,9 @@ async def test_list_view_never_carries_urls(
 ) -> None:
     job = await _succeeded_job(client, ctx, alice)
     listed = (
-        await client.get(alice.path("/generations?status=succeeded&limit=20"), headers=alice.headers)
+        await client.get(
+            alice.path("/generations?status=succeeded&limit=20"), headers=alice.headers
+        )
     ).json()
     assert [j["id"] for j in listed["jobs"]] == [job["id"]]
     assert listed["jobs"][0]["playback_url"] is None

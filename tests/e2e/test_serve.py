@@ -29,6 +29,7 @@ def test_serve_end_to_end(tmp_path: Path) -> None:
     server = start_cli(["serve", "--port", str(port), "--workers", "1"], env, log)
     base = f"http://127.0.0.1:{port}"
     try:
+
         def ready() -> bool:
             try:
                 return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
@@ -42,23 +43,32 @@ def test_serve_end_to_end(tmp_path: Path) -> None:
         key = re.search(r"MUSICSTUDIO_API_KEY=(msk_\w{40})", text)
         assert org and key, f"the first run prints the default credentials:\n{text}"
         assert (tmp_path / "fresh-data-dir" / "secret_key").exists()
-        assert key.group(1) not in (tmp_path / "fresh-data-dir" / "musicstudio.db").read_bytes().decode(
-            "latin-1"
-        ), "keys are stored only as hashes"
+        assert key.group(1) not in (
+            tmp_path / "fresh-data-dir" / "musicstudio.db"
+        ).read_bytes().decode("latin-1"), "keys are stored only as hashes"
 
-        http = httpx.Client(base_url=f"{base}/v1/music/{org.group(1)}", headers={"X-API-Key": key.group(1)})
+        http = httpx.Client(
+            base_url=f"{base}/v1/music/{org.group(1)}", headers={"X-API-Key": key.group(1)}
+        )
         engines = http.get("/engines").json()["engines"]
         assert [e["engine_key"] for e in engines] == ["studio"]
 
         created = http.post(
             "/generations",
-            json={"engine": "studio", "prompt": "lo-fi hip hop with mellow piano", "duration_seconds": 4},
+            json={
+                "engine": "studio",
+                "prompt": "lo-fi hip hop with mellow piano",
+                "duration_seconds": 4,
+            },
         )
         assert created.status_code == 202, created.text
         job_id = created.json()["id"]
         job = wait_for(
-            lambda: (j := http.get(f"/generations/{job_id}").json())["status"]
-            in ("succeeded", "failed") and j,
+            lambda: (
+                (j := http.get(f"/generations/{job_id}").json())["status"]
+                in ("succeeded", "failed")
+                and j
+            ),
             120,
             "the job to finish",
         )
@@ -80,8 +90,11 @@ def test_serve_end_to_end(tmp_path: Path) -> None:
             json={"engine": "studio", "prompt": "short jazz piano", "duration_seconds": 2},
         ).json()
         done = wait_for(
-            lambda: (j := http.get(f"/generations/{second['id']}").json())["status"]
-            in ("succeeded", "failed") and j,
+            lambda: (
+                (j := http.get(f"/generations/{second['id']}").json())["status"]
+                in ("succeeded", "failed")
+                and j
+            ),
             120,
             "the job after the restart",
         )
@@ -91,9 +104,14 @@ def test_serve_end_to_end(tmp_path: Path) -> None:
         assert cancelled["status"] == "succeeded", "cancel of a terminal job is a no-op"
         http.close()
     finally:
+        workers = _children(server.pid)
         server.send_signal(signal.SIGINT)
-        code = stop(server)
+        try:
+            code = server.wait(timeout=60)
+        finally:
+            stop(server)
     assert code == 0, log.read_text()[-3000:]
+    assert workers and not any(Path(f"/proc/{pid}").exists() for pid in workers), "workers stopped"
     assert "Traceback" not in log.read_text()
 
 
@@ -101,14 +119,13 @@ def test_second_start_does_not_print_a_new_key(tmp_path: Path) -> None:
     env = cli_env(tmp_path / "data")
     for attempt in range(2):
         port = free_port()
+        health = f"http://127.0.0.1:{port}/healthz"
         log = tmp_path / f"serve{attempt}.log"
         server = start_cli(["serve", "--port", str(port), "--workers", "0"], env, log)
         try:
-            wait_for(
-                lambda: _answers(f"http://127.0.0.1:{port}/healthz"), 60, "the API to answer"
-            )
+            wait_for(lambda url=health: _answers(url), 60, "the API to answer")
         finally:
-            stop(server)
+            assert stop(server) == 0, "SIGTERM stops serve cleanly"
         printed = "MUSICSTUDIO_API_KEY=" in log.read_text()
         assert printed == (attempt == 0)
 

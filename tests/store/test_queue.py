@@ -25,7 +25,9 @@ async def _claim(ctx: ServiceContext, owner: str, now: datetime) -> queue.Lease 
 
 async def _job(ctx: ServiceContext, job_id: str) -> dict[str, object]:
     async with ctx.db.read() as conn:
-        row = (await conn.execute(select(generation_jobs).where(generation_jobs.c.id == job_id))).one()
+        row = (
+            await conn.execute(select(generation_jobs).where(generation_jobs.c.id == job_id))
+        ).one()
     return dict(row._mapping)
 
 
@@ -56,7 +58,9 @@ async def test_claims_oldest_first_and_increments_attempt(
     ctx: ServiceContext, alice: Caller
 ) -> None:
     first = await insert_job_rows(ctx, alice.org_id, alice.user_id, 1, created_at=T0)
-    second = await insert_job_rows(ctx, alice.org_id, alice.user_id, 1, created_at=T0 + timedelta(1))
+    second = await insert_job_rows(
+        ctx, alice.org_id, alice.user_id, 1, created_at=T0 + timedelta(1)
+    )
     lease = await _claim(ctx, "w1", T0 + timedelta(days=2))
     assert lease is not None and lease.job_id == first[0] and lease.attempt == 1
     lease2 = await _claim(ctx, "w2", T0 + timedelta(days=2))
@@ -66,7 +70,9 @@ async def test_claims_oldest_first_and_increments_attempt(
     assert row["status"] == "running" and row["lease_owner"] == "w1"
 
 
-async def test_concurrent_claimers_never_share_an_attempt(ctx: ServiceContext, alice: Caller) -> None:
+async def test_concurrent_claimers_never_share_an_attempt(
+    ctx: ServiceContext, alice: Caller
+) -> None:
     made = await insert_job_rows(ctx, alice.org_id, alice.user_id, 60, created_at=T0)
     now = T0 + timedelta(seconds=1)
 
@@ -100,7 +106,9 @@ async def test_expired_lease_is_rescued_and_stale_worker_cannot_finish(
     async with ctx.db.write() as conn:
         beat = await queue.heartbeat(conn, stale, T0 + timedelta(seconds=42), LEASE, progress=99)
         assert not beat.held
-        assert await queue.complete_job(conn, stale, T0, _track(stale, "mtrack_stale")) is Outcome.LOST
+        assert (
+            await queue.complete_job(conn, stale, T0, _track(stale, "mtrack_stale")) is Outcome.LOST
+        )
     async with ctx.db.write() as conn:
         outcome = await queue.complete_job(conn, fresh, T0, _track(fresh, "mtrack_fresh"))
     assert outcome is Outcome.SUCCEEDED

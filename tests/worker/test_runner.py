@@ -10,10 +10,10 @@ from sqlalchemy import select
 
 from musicstudio.db.tables import generation_jobs, tracks
 from musicstudio.engines.base import (
+    CancelledFn,
     EngineCapabilities,
     Licence,
     ProgressFn,
-    CancelledFn,
     RenderError,
     RenderRequest,
     RenderResult,
@@ -31,7 +31,9 @@ def _principal(caller: Caller) -> Principal:
     return Principal(org_id=caller.org_id, user_id=caller.user_id, key_id="k")
 
 
-async def _submit(ctx: ServiceContext, caller: Caller, engine: str = "studio", duration: int = 2) -> str:
+async def _submit(
+    ctx: ServiceContext, caller: Caller, engine: str = "studio", duration: int = 2
+) -> str:
     req = NewGeneration(engine=engine, prompt="upbeat house groove", duration_seconds=duration)
     result = await generations.create_job(ctx, _principal(caller), req, None, "http://t")
     return str(result.job["id"])
@@ -39,7 +41,9 @@ async def _submit(ctx: ServiceContext, caller: Caller, engine: str = "studio", d
 
 async def _row(ctx: ServiceContext, job_id: str) -> dict[str, object]:
     async with ctx.db.read() as conn:
-        row = (await conn.execute(select(generation_jobs).where(generation_jobs.c.id == job_id))).one()
+        row = (
+            await conn.execute(select(generation_jobs).where(generation_jobs.c.id == job_id))
+        ).one()
     return dict(row._mapping)
 
 
@@ -74,7 +78,9 @@ async def test_progress_seen_by_clients_only_grows(ctx: ServiceContext, alice: C
     assert len({p for p in seen if 0 < p < 100}) >= 2, f"progress reported while running: {seen}"
 
 
-async def test_cancel_while_rendering_stops_at_a_checkpoint(ctx: ServiceContext, alice: Caller) -> None:
+async def test_cancel_while_rendering_stops_at_a_checkpoint(
+    ctx: ServiceContext, alice: Caller
+) -> None:
     job_id = await _submit(ctx, alice, duration=300)
     worker = asyncio.create_task(Worker(ctx).run_once())
     for _ in range(500):
@@ -103,9 +109,16 @@ class _Engine:
 
     def capabilities(self) -> EngineCapabilities:
         return EngineCapabilities(
-            engine_key=self.key, name=self.key, description="test plug-in", modes=("creation",),
-            max_duration_seconds=10, supports_vocals=False, supports_lyrics=False,
-            supports_stems=False, supported_languages=(), output_formats=("mp3",),
+            engine_key=self.key,
+            name=self.key,
+            description="test plug-in",
+            modes=("creation",),
+            max_duration_seconds=10,
+            supports_vocals=False,
+            supports_lyrics=False,
+            supports_stems=False,
+            supported_languages=(),
+            output_formats=("mp3",),
             licence=Licence("unclear", "test", False, True),
         )
 
@@ -118,7 +131,9 @@ class _Engine:
 
 
 def _with_engines(ctx: ServiceContext, *engines: _Engine) -> ServiceContext:
-    registry = EngineRegistry({**{e.key: e for e in ctx.engines.all()}, **{e.key: e for e in engines}})
+    registry = EngineRegistry(
+        {**{e.key: e for e in ctx.engines.all()}, **{e.key: e for e in engines}}
+    )
     return replace(ctx, engines=registry, settings=replace(ctx.settings, poll_seconds=0.01))
 
 
@@ -143,7 +158,7 @@ async def test_unexpected_engine_errors_retry_then_fail_safely(
     assert row["status"] == "failed"
     assert engine.calls == 3 and row["attempt"] == 3
     assert row["error_message"] == GENERIC_FAILURE
-    assert row["progress"] == 30
+    assert int(row["progress"]) < 100, "100 only on success"
 
 
 async def test_user_safe_engine_errors_fail_at_once(ctx: ServiceContext, alice: Caller) -> None:
@@ -153,4 +168,3 @@ async def test_user_safe_engine_errors_fail_at_once(ctx: ServiceContext, alice: 
     row = await _drain(ctx, job_id)
     assert row["status"] == "failed" and engine.calls == 1
     assert row["error_message"] == "This prompt cannot be rendered."
-

@@ -60,7 +60,9 @@ def test_killed_worker_job_is_finished_by_another_exactly_once(
     db_path = data / "musicstudio.db"
     first = start_cli(["worker"], env, tmp_path / "w1.log")
     try:
-        wait_for(lambda: int(_job_row(db_path, job_id)["progress"]) > 0, 60, "first worker progress")
+        wait_for(
+            lambda: int(_job_row(db_path, job_id)["progress"]) > 0, 60, "first worker progress"
+        )
         first.send_signal(signal.SIGKILL)
         first.wait()
         killed_at = _job_row(db_path, job_id)
@@ -69,8 +71,9 @@ def test_killed_worker_job_is_finished_by_another_exactly_once(
         second = start_cli(["worker"], env, tmp_path / "w2.log")
         try:
             done = wait_for(
-                lambda: (row := _job_row(db_path, job_id))["status"] in ("succeeded", "failed")
-                and row,
+                lambda: (
+                    (row := _job_row(db_path, job_id))["status"] in ("succeeded", "failed") and row
+                ),
                 120,
                 "the job to finish on the second worker",
             )

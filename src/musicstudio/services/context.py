@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from musicstudio.services.policy import ContentPolicy
-
 from musicstudio.config import Settings
 from musicstudio.db.database import Database
 from musicstudio.engines.registry import EngineRegistry, discover_engines
 from musicstudio.security import KeyHasher
+from musicstudio.services.policy import ContentPolicy
 from musicstudio.storage.factory import open_storage
 from musicstudio.storage.local import LocalStorage
 

@@ -143,6 +143,8 @@ async def create_job(
         "mode": req.mode,
         "created_at": now,
         "updated_at": now,
+        "result_track_id": None,
+        "error_message": None,
         "refusal_reason": decision.reason if decision else None,
         "request": request,
         "idempotency_key": idempotency_key,

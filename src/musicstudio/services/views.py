@@ -15,7 +15,7 @@ def _seconds(value: Any) -> str | None:
 
 
 def job_view(
-    row: Mapping[str, Any],
+    row: Mapping[Any, Any],
     *,
     playback_url: str | None = None,
     track: dict[str, Any] | None = None,
@@ -36,7 +36,7 @@ def job_view(
     }
 
 
-def track_summary(row: Mapping[str, Any], playback_url: str | None) -> dict[str, Any]:
+def track_summary(row: Mapping[Any, Any], playback_url: str | None) -> dict[str, Any]:
     """The track summary embedded in a succeeded single-job view."""
     return {
         "id": row["id"],
