@@ -55,6 +55,7 @@ async def test_focus_mode_is_accepted(client: httpx.AsyncClient, alice: Caller) 
         ({"style_tags": ["a"] * 21}, "style_tags"),
         ({"style_tags": ["x" * 51]}, "style_tags.0"),
         ({"instrumental": "yes"}, "instrumental"),
+        ({"output_format": "aac"}, "output_format"),
         ({"seed_track_id": "mtrack_01jzzzzzzzzzzzzzzzzzzzzzzz"}, "seed_track_id"),
     ],
 )

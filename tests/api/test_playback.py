@@ -18,11 +18,15 @@ from tests.helpers import JOB_FIELDS, assert_error, job_body
 
 
 async def _succeeded_job(
-    client: httpx.AsyncClient, ctx: ServiceContext, caller: Caller, duration: int = 2
+    client: httpx.AsyncClient,
+    ctx: ServiceContext,
+    caller: Caller,
+    duration: int = 2,
+    **extra: object,
 ) -> dict[str, object]:
     created = await client.post(
         caller.path("/generations"),
-        json=job_body(duration_seconds=duration),
+        json=job_body(duration_seconds=duration, **extra),
         headers=caller.headers,
     )
     assert await Worker(ctx).run_once()
@@ -147,3 +151,15 @@ async def test_list_view_never_carries_urls(
     assert listed["jobs"][0]["playback_url"] is None
     assert listed["jobs"][0]["track"] is None
     assert listed["jobs"][0]["result_track_id"] == job["result_track_id"]
+
+
+async def test_other_output_formats_are_served_with_their_type(
+    client: httpx.AsyncClient, ctx: ServiceContext, alice: Caller
+) -> None:
+    job = await _succeeded_job(client, ctx, alice, output_format="flac")
+    track = job["track"]
+    assert isinstance(track, dict) and track["mime_type"] == "audio/flac"
+    audio = await client.get(_local(str(job["playback_url"])))
+    assert audio.headers["content-type"] == "audio/flac"
+    info = sf.info(io.BytesIO(audio.content))
+    assert info.format == "FLAC" and abs(info.duration - 2.0) <= 0.05

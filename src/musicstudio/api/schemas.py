@@ -43,6 +43,10 @@ class CreateGenerationBody(BaseModel):
     idempotency_key: (
         Annotated[str, StringConstraints(min_length=1, max_length=MAX_IDEMPOTENCY_KEY)] | None
     ) = None
+    output_format: Annotated[str, StringConstraints(min_length=1, max_length=16)] | None = Field(
+        default=None,
+        description="Extra: one of the engine's output_formats (default: its first, mp3).",
+    )
     seed: Annotated[StrictInt, Field(ge=0, le=2**31 - 1)] | None = Field(
         default=None, description="Extra: the same seed and request give identical audio."
     )

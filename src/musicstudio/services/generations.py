@@ -37,6 +37,7 @@ class NewGeneration:
     style_tags: tuple[str, ...] = field(default_factory=tuple)
     title: str | None = None
     seed: int | None = None
+    output_format: str | None = None
 
     def fingerprint(self) -> str:
         """What makes two requests "the same" for idempotency (the key itself excluded)."""
@@ -67,6 +68,9 @@ def _validate_against_engine(ctx: ServiceContext, req: NewGeneration) -> None:
                 "message": f"must be at most {caps.max_duration_seconds} for this engine",
             }
         )
+    if req.output_format is not None and req.output_format not in caps.output_formats:
+        formats = ", ".join(caps.output_formats)
+        errors.append({"field": "output_format", "message": f"must be one of: {formats}"})
     if req.mode not in caps.modes:
         errors.append(
             {"field": "mode", "message": f"engine {caps.engine_key!r} does not offer {req.mode!r}"}

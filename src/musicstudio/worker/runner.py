@@ -188,6 +188,7 @@ def _render_request(lease: Lease, work_dir: Path) -> RenderRequest:
         style_tags=tuple(req.get("style_tags") or ()),
         title=req.get("title"),
         seed=req.get("seed"),
+        output_format=req.get("output_format") or "mp3",
     )
 
 

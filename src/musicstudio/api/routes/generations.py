@@ -67,6 +67,7 @@ async def create_generation(
         style_tags=tuple(body.style_tags),
         title=body.title,
         seed=body.seed,
+        output_format=body.output_format,
     )
     key = idempotency_key if idempotency_key is not None else body.idempotency_key
     result = await generations.create_job(ctx, principal, req, key, base_url(request))

@@ -18,7 +18,7 @@ MEDIA_TYPES = {
     ".mp3": "audio/mpeg",
     ".flac": "audio/flac",
     ".ogg": "audio/ogg",
-    ".opus": "audio/ogg; codecs=opus",
+    ".opus": "audio/ogg",
     ".wav": "audio/wav",
     ".mid": "audio/midi",
 }

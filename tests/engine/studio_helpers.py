@@ -1,0 +1,54 @@
+"""Helpers shared by the studio engine tests (kept out of conftest so tests can import them)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import soundfile as sf
+
+from musicstudio.config import Settings
+from musicstudio.engines.base import RenderRequest, RenderResult
+from musicstudio.engines.studio import StudioEngine
+
+
+def build_settings(data_dir: Path, soundfont: str | None = None) -> Settings:
+    """A complete Settings object for tests (no environment variables read)."""
+    return Settings(
+        data_dir=data_dir,
+        database_url=f"sqlite+aiosqlite:///{data_dir / 'test.db'}",
+        storage_url=f"file://{data_dir / 'media'}",
+        public_url=None,
+        playback_ttl_seconds=900,
+        workers=1,
+        lease_seconds=30,
+        max_attempts=3,
+        poll_seconds=0.5,
+        soundfont=soundfont,
+        policy_file=None,
+        secret_key=b"x",
+    )
+
+
+@dataclass
+class Rendered:
+    """A finished render plus its decoded audio and the progress values it reported."""
+
+    result: RenderResult
+    audio: npt.NDArray[np.float32]
+    sample_rate: int
+    progress: list[int]
+
+
+RenderFn = Callable[..., Rendered]
+
+
+def run_render(engine: StudioEngine, request: RenderRequest) -> Rendered:
+    """Render with a recording progress callback and decode the file back."""
+    progress: list[int] = []
+    result = engine.render(request, progress.append, lambda: False)
+    audio, rate = sf.read(str(result.audio_path), dtype="float32", always_2d=True)
+    return Rendered(result, audio, rate, progress)
