@@ -15,7 +15,9 @@ import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
+from musicstudio.clock import isoformat_z
 from musicstudio.config import get_settings, load_client_settings
 from musicstudio.services import accounts
 from musicstudio.services.context import ServiceContext, build_context
@@ -144,6 +146,47 @@ def admin_create_user(
         console.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(1) from exc
     _emit({"user_id": issued.user_id, "api_key": issued.api_key}, as_json)
+
+
+@admin_app.command("list-keys")
+def admin_list_keys(
+    org: Annotated[str, typer.Option("--org", help="Organization id (org_...)")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """An organization's API keys, by prefix (msk_XXXXXXXX...)."""
+    keys = asyncio.run(_with_context(lambda ctx: accounts.list_keys(ctx, org)))
+    rows = [
+        {
+            "key_id": str(k["id"]),
+            "user_id": str(k["user_id"]),
+            "prefix": f"msk_{k['display_prefix']}",
+            "created_at": isoformat_z(k["created_at"]),
+            "revoked_at": isoformat_z(k["revoked_at"]),
+        }
+        for k in keys
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    table = Table("key id", "user", "prefix", "created", "revoked")
+    for row in rows:
+        table.add_row(*(str(row[c] or "") for c in row))
+    Console().print(table)
+
+
+@admin_app.command("revoke-key")
+def admin_revoke_key(
+    key_id: Annotated[str, typer.Argument(help="Key id (mkey_...) from list-keys")],
+) -> None:
+    """Revoke an API key at once."""
+    from musicstudio.errors import AppError
+
+    try:
+        asyncio.run(_with_context(lambda ctx: accounts.revoke_key(ctx, key_id)))
+    except AppError as exc:
+        console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from exc
+    console.print(f"revoked {key_id}")
 
 
 def _emit(out: dict[str, str], as_json: bool) -> None:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 import soundfile as sf
 
-from tests.processes import cli_env, free_port, start_cli, stop, wait_for
+from tests.processes import cli_env, free_port, run_cli, start_cli, stop, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -80,6 +80,17 @@ def test_serve_end_to_end(tmp_path: Path) -> None:
         assert audio.status_code == 200 and audio.headers["content-type"] == "audio/mpeg"
         data, rate = sf.read(io.BytesIO(audio.content))
         assert abs(len(data) / rate - 4.0) <= 0.05
+
+        # The CLI client: submit, follow, save.
+        out = tmp_path / "cli.mp3"
+        client_env = {
+            **env,
+            "MUSICSTUDIO_URL": base,
+            "MUSICSTUDIO_API_KEY": key.group(1),
+            "MUSICSTUDIO_ORG": org.group(1),
+        }
+        run_cli(["generate", "dreamy synthwave", "--duration", "3", "--out", str(out)], client_env)
+        assert abs(sf.info(str(out)).duration - 3.0) <= 0.05
 
         # A worker that dies is restarted by the supervisor, and work goes on.
         [worker_pid] = _children(server.pid)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from musicstudio import ids
 from musicstudio.clock import utcnow
@@ -52,6 +53,19 @@ async def create_user(ctx: ServiceContext, org_id: str, email: str) -> IssuedKey
             now=now,
         )
     return IssuedKey(organization_id=org_id, user_id=user_id, api_key=api_key)
+
+
+async def list_keys(ctx: ServiceContext, org_id: str) -> list[dict[str, Any]]:
+    """An organization's keys by display prefix (the keys themselves are never stored)."""
+    async with ctx.db.read() as conn:
+        return await store.list_api_keys(conn, org_id)
+
+
+async def revoke_key(ctx: ServiceContext, key_id: str) -> None:
+    """Revoke a key; the next request with it fails."""
+    async with ctx.db.write() as conn:
+        if not await store.revoke_api_key(conn, key_id, utcnow()):
+            raise NotFound(f"No active API key {key_id}.")
 
 
 async def authenticate(ctx: ServiceContext, api_key: str) -> Principal:

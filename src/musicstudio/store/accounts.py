@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -72,7 +73,7 @@ async def principal_for_key_hash(conn: AsyncConnection, key_hash: str) -> Princi
 
 async def list_api_keys(
     conn: AsyncConnection, org_id: str, user_id: str | None = None
-) -> list[dict[str, object]]:
+) -> list[dict[str, Any]]:
     """Keys of an organization (optionally one user), by prefix: never the key itself."""
     stmt = select(
         api_keys.c.id,
