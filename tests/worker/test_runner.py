@@ -61,7 +61,18 @@ async def test_worker_renders_stores_and_completes(ctx: ServiceContext, alice: C
     assert abs(track.measured_duration_seconds - 3.0) <= 0.05
     assert track.size_bytes == path.stat().st_size
     assert track.recipe, "the plan is kept with the track"
-    assert not (ctx.settings.data_dir / "work" / f"{job_id}-1").exists(), "work dir cleaned"
+    assert not any(Worker(ctx).work_root.iterdir()), "work dir cleaned"
+
+
+async def test_scratch_of_dead_workers_is_swept(ctx: ServiceContext) -> None:
+    root = ctx.settings.data_dir / "work"
+    stale = root / "999999999" / "mgen_x-1"  # above any pid_max: never a live process
+    stale.mkdir(parents=True)
+    (stale / "half.mp3").write_bytes(b"partial")
+    worker = Worker(ctx)
+    worker.work_root.mkdir(parents=True, exist_ok=True)
+    assert worker.sweep_stale_work_dirs() == [root / "999999999"]
+    assert worker.work_root.is_dir(), "a live process's scratch is kept"
 
 
 async def test_progress_seen_by_clients_only_grows(ctx: ServiceContext, alice: Caller) -> None:

@@ -42,8 +42,24 @@ class Worker:
         self.settings = ctx.settings
         self._last_rescue = 0.0
 
+    @property
+    def work_root(self) -> Path:
+        """Scratch space of this process; a killed worker's leftovers are swept on start."""
+        return self.settings.data_dir / "work" / str(os.getpid())
+
+    def sweep_stale_work_dirs(self) -> list[Path]:
+        """Remove scratch dirs of worker processes that no longer exist (killed mid-render)."""
+        removed = []
+        root = self.settings.data_dir / "work"
+        for entry in root.iterdir() if root.is_dir() else ():
+            if entry.name.isdigit() and not _process_alive(int(entry.name)):
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
+        return removed
+
     async def run(self, stop: asyncio.Event) -> None:
         log.info("worker %s started", self.worker_id)
+        await asyncio.to_thread(self.sweep_stale_work_dirs)
         while not stop.is_set():
             try:
                 worked = await self.run_once()
@@ -81,7 +97,7 @@ class Worker:
     async def process(self, lease: Lease) -> None:
         """Render one claimed attempt and record its outcome (only while the lease holds)."""
         log.info("job %s attempt %d claimed", lease.job_id, lease.attempt)
-        work_dir = self.settings.data_dir / "work" / f"{lease.job_id}-{lease.attempt}"
+        work_dir = self.work_root / f"{lease.job_id}-{lease.attempt}"
         state = AttemptState(asyncio.get_running_loop())
         keeper = asyncio.create_task(self._keep_lease(lease, state))
         try:
@@ -173,6 +189,16 @@ class Worker:
                 return
             state.cancel_requested = beat.cancel_requested
             await asyncio.sleep(PROGRESS_WRITE_INTERVAL)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _render_request(lease: Lease, work_dir: Path) -> RenderRequest:
