@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -54,8 +55,8 @@ def migrate() -> None:
 
 
 def _print_bootstrap(issued: accounts.IssuedKey) -> None:
-    console.print(
-        "\n[bold]A default organization, user and API key were created.[/bold] "
+    typer.echo(
+        "\nA default organization, user and API key were created. "
         "The key is shown only this once:\n"
         f"  MUSICSTUDIO_ORG={issued.organization_id}\n"
         f"  MUSICSTUDIO_USER={issued.user_id}\n"
@@ -101,18 +102,33 @@ def serve(
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    parent_pid: Annotated[
+        int | None,
+        typer.Option(hidden=True, help="Stop when this process (the supervisor) is gone"),
+    ] = None,
+) -> None:
     """Run one worker process (claims jobs from the database until SIGTERM)."""
     from musicstudio.worker.runner import Worker
 
     _logging()
+
+    async def watch_parent(stop: asyncio.Event) -> None:
+        # A supervisor killed with SIGKILL can't stop us: notice being orphaned instead.
+        while parent_pid is not None and not stop.is_set():
+            if os.getppid() != parent_pid:
+                console.print("supervisor is gone; stopping")
+                stop.set()
+            await asyncio.sleep(1.0)
 
     async def run(ctx: ServiceContext) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        watcher = asyncio.create_task(watch_parent(stop))
         await Worker(ctx).run(stop)
+        watcher.cancel()
 
     asyncio.run(_with_context(run))
 

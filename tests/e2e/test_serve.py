@@ -146,3 +146,28 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_workers_exit_when_serve_is_killed(tmp_path: Path) -> None:
+    port = free_port()
+    env = cli_env(tmp_path / "data")
+    server = start_cli(["serve", "--port", str(port), "--workers", "2"], env, tmp_path / "s.log")
+    try:
+        workers = wait_for(lambda: len(c := _children(server.pid)) == 2 and c, 60, "two workers")
+        wait_for(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), 60, "the API to answer")
+    finally:
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+    wait_for(
+        lambda: not any(_alive(pid) for pid in workers),
+        15,
+        "orphaned workers to stop by themselves",
+    )
+
+
+def _alive(pid: int) -> bool:
+    # An exited orphan is reaped by init; a zombie still has a /proc entry marked Z.
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -18,7 +19,14 @@ class WorkerSupervisor:
 
     def __init__(self, count: int, command: list[str] | None = None) -> None:
         self.count = count
-        self.command = command or [sys.executable, "-m", "musicstudio", "worker"]
+        self.command = command or [
+            sys.executable,
+            "-m",
+            "musicstudio",
+            "worker",
+            "--parent-pid",
+            str(os.getpid()),
+        ]
         self._procs: list[subprocess.Popen[bytes] | None] = [None] * count
         self._started_at = [0.0] * count
         self._failures = [0] * count
