@@ -72,11 +72,11 @@ async def authenticate(ctx: ServiceContext, api_key: str) -> Principal:
     """The principal of an active key; unknown, malformed and revoked keys look the same."""
     if not looks_like_api_key(api_key):
         raise InvalidApiKey("The API key is not valid.")
-    async with ctx.db.read() as conn:
-        principal = await store.principal_for_key_hash(conn, ctx.hasher.hash(api_key))
-    if principal is None:
+    rows = await ctx.db.fetch_all(store.active_key_statement(ctx.hasher.hash(api_key)))
+    if not rows:
         raise InvalidApiKey("The API key is not valid.")
-    return principal
+    row = rows[0]
+    return Principal(org_id=row["org_id"], user_id=row["user_id"], key_id=row["id"])
 
 
 async def bootstrap_if_empty(ctx: ServiceContext) -> IssuedKey | None:

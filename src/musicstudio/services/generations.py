@@ -209,10 +209,11 @@ async def list_jobs(
     ctx: ServiceContext, principal: Principal, *, status: str | None, limit: int, offset: int
 ) -> list[dict[str, Any]]:
     """One page of the caller's jobs, newest first; never URLs or tracks."""
-    async with ctx.db.read() as conn:
-        rows = await store.list_jobs(
-            conn, principal.org_id, principal.user_id, status=status, limit=limit, offset=offset
+    rows = await ctx.db.fetch_all(
+        store.list_jobs_statement(
+            principal.org_id, principal.user_id, status=status, limit=limit, offset=offset
         )
+    )
     return [job_view(row) for row in rows]
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Select, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from musicstudio.db.tables import api_keys, organizations, users
@@ -60,15 +60,11 @@ async def insert_api_key(
     )
 
 
-async def principal_for_key_hash(conn: AsyncConnection, key_hash: str) -> Principal | None:
-    """The active key with this hash, or None (unknown or revoked)."""
-    result = await conn.execute(
-        select(api_keys.c.id, api_keys.c.org_id, api_keys.c.user_id).where(
-            api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None)
-        )
+def active_key_statement(key_hash: str) -> Select[Any]:
+    """The active key with this hash (no row: unknown or revoked)."""
+    return select(api_keys.c.id, api_keys.c.org_id, api_keys.c.user_id).where(
+        api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None)
     )
-    row = result.first()
-    return None if row is None else Principal(org_id=row.org_id, user_id=row.user_id, key_id=row.id)
 
 
 async def list_api_keys(

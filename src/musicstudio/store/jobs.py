@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import RowMapping, insert, select, update
+from sqlalchemy import RowMapping, Select, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from musicstudio.db.tables import generation_jobs as jobs
@@ -63,22 +63,14 @@ async def find_by_idempotency_key(
     return None if row is None else row._mapping
 
 
-async def list_jobs(
-    conn: AsyncConnection,
-    org_id: str,
-    user_id: str,
-    *,
-    status: str | None,
-    limit: int,
-    offset: int,
-) -> list[RowMapping]:
+def list_jobs_statement(
+    org_id: str, user_id: str, *, status: str | None, limit: int, offset: int
+) -> Select[Any]:
     """Newest first, ties broken by id (served by the org, user[, status], created_at, id index)."""
     stmt = select(*VIEW_COLUMNS).where(jobs.c.org_id == org_id, jobs.c.user_id == user_id)
     if status is not None:
         stmt = stmt.where(jobs.c.status == status)
-    stmt = stmt.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit).offset(offset)
-    result = await conn.execute(stmt)
-    return list(result.mappings())
+    return stmt.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit).offset(offset)
 
 
 async def cancel_job(
