@@ -86,9 +86,16 @@ class Database:
             async with conn.begin():
                 yield conn
 
-    async def fetch_all(self, statement: Executable) -> list[RowMapping]:
-        """The rows of one read-only statement (for hot paths: one hop on SQLite)."""
+    async def fetch_all(self, statement: Executable, *, bounded: bool = False) -> list[RowMapping]:
+        """The rows of one read-only statement, for hot paths.
+
+        On SQLite a ``bounded`` statement (an index lookup touching a few dozen rows) runs
+        inline: that costs less than the thread hand-off, which under load also queues on the
+        GIL. Anything else runs in one hop to a thread so a slow scan can't stall the loop.
+        """
         if self._sync_reader is not None:
+            if bounded:
+                return self._fetch_all_sync(statement)
             return await asyncio.to_thread(self._fetch_all_sync, statement)
         async with self.engine.connect() as conn:
             result = await conn.execute(statement)

@@ -72,7 +72,8 @@ async def authenticate(ctx: ServiceContext, api_key: str) -> Principal:
     """The principal of an active key; unknown, malformed and revoked keys look the same."""
     if not looks_like_api_key(api_key):
         raise InvalidApiKey("The API key is not valid.")
-    rows = await ctx.db.fetch_all(store.active_key_statement(ctx.hasher.hash(api_key)))
+    statement = store.active_key_statement(ctx.hasher.hash(api_key))
+    rows = await ctx.db.fetch_all(statement, bounded=True)  # unique-index lookup
     if not rows:
         raise InvalidApiKey("The API key is not valid.")
     row = rows[0]
