@@ -23,3 +23,11 @@ def test_upgrade_matches_metadata_and_downgrade_empties(tmp_path: Path) -> None:
     downgrade(f"sqlite+aiosqlite:///{path}", "base")
     assert set(inspect(engine).get_table_names()) == {"alembic_version"}
     engine.dispose()
+
+
+async def test_upgrade_works_from_inside_an_event_loop(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    engine = create_engine(f"sqlite:///{path}")
+    assert "generation_jobs" in inspect(engine).get_table_names()
+    engine.dispose()
