@@ -99,3 +99,15 @@ async def insert_job_rows(
             )
             made.append(job_id)
     return made
+
+
+async def job_row(ctx: Any, job_id: str) -> dict[str, Any]:
+    """Every column of one job, read straight from the store."""
+    from sqlalchemy import select
+
+    from musicstudio.db.tables import generation_jobs
+
+    async with ctx.db.read() as conn:
+        query = select(generation_jobs).where(generation_jobs.c.id == job_id)
+        row = (await conn.execute(query)).one()
+    return dict(row._mapping)

@@ -6,11 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from studio_helpers import Rendered, RenderFn, build_settings, run_render
 
 from musicstudio.config import Settings
 from musicstudio.engines.base import RenderRequest
 from musicstudio.engines.studio import StudioEngine
+from tests.engine.studio_helpers import Rendered, RenderFn, build_settings, run_render
 
 
 @pytest.fixture

@@ -13,24 +13,12 @@ import soundfile as sf
 from musicstudio.config import Settings
 from musicstudio.engines.base import RenderRequest, RenderResult
 from musicstudio.engines.studio import StudioEngine
+from tests.conftest import make_settings
 
 
 def build_settings(data_dir: Path, soundfont: str | None = None) -> Settings:
     """A complete Settings object for tests (no environment variables read)."""
-    return Settings(
-        data_dir=data_dir,
-        database_url=f"sqlite+aiosqlite:///{data_dir / 'test.db'}",
-        storage_url=f"file://{data_dir / 'media'}",
-        public_url=None,
-        playback_ttl_seconds=900,
-        workers=1,
-        lease_seconds=30,
-        max_attempts=3,
-        poll_seconds=0.5,
-        soundfont=soundfont,
-        policy_file=None,
-        secret_key=b"x",
-    )
+    return make_settings(data_dir, soundfont=soundfont)
 
 
 @dataclass

@@ -16,7 +16,6 @@ import numpy.typing as npt
 import pyloudnorm
 import pytest
 import soundfile as sf
-from studio_helpers import RenderFn, run_render
 
 from musicstudio.config import Settings
 from musicstudio.engines.base import Engine, RenderCancelled, RenderError, RenderRequest
@@ -26,6 +25,7 @@ from musicstudio.engines.studio import encode as encode_mod
 from musicstudio.engines.studio import soundfont as bank_mod
 from musicstudio.engines.studio.audio import SAMPLE_RATE
 from musicstudio.engines.studio.plan import derive_seed
+from tests.engine.studio_helpers import RenderFn, run_render
 
 REFERENCE_ENGINE_FIELDS = {
     "engine_key",

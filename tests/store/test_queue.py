@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from musicstudio import queue
-from musicstudio.db.tables import generation_jobs, tracks
+from musicstudio.db.tables import tracks
 from musicstudio.queue import Outcome
 from musicstudio.services.context import ServiceContext
 from tests.conftest import Caller
-from tests.helpers import insert_job_rows
+from tests.helpers import insert_job_rows, job_row
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 LEASE = 30
@@ -21,14 +21,6 @@ LEASE = 30
 async def _claim(ctx: ServiceContext, owner: str, now: datetime) -> queue.Lease | None:
     async with ctx.db.write() as conn:
         return await queue.claim_next_job(conn, owner, now, LEASE)
-
-
-async def _job(ctx: ServiceContext, job_id: str) -> dict[str, object]:
-    async with ctx.db.read() as conn:
-        row = (
-            await conn.execute(select(generation_jobs).where(generation_jobs.c.id == job_id))
-        ).one()
-    return dict(row._mapping)
 
 
 def _track(lease: queue.Lease, track_id: str) -> dict[str, object]:
@@ -66,7 +58,7 @@ async def test_claims_oldest_first_and_increments_attempt(
     lease2 = await _claim(ctx, "w2", T0 + timedelta(days=2))
     assert lease2 is not None and lease2.job_id == second[0]
     assert await _claim(ctx, "w3", T0 + timedelta(days=2)) is None
-    row = await _job(ctx, first[0])
+    row = await job_row(ctx, first[0])
     assert row["status"] == "running" and row["lease_owner"] == "w1"
 
 
@@ -112,7 +104,7 @@ async def test_expired_lease_is_rescued_and_stale_worker_cannot_finish(
     async with ctx.db.write() as conn:
         outcome = await queue.complete_job(conn, fresh, T0, _track(fresh, "mtrack_fresh"))
     assert outcome is Outcome.SUCCEEDED
-    row = await _job(ctx, job_id)
+    row = await job_row(ctx, job_id)
     assert row["status"] == "succeeded" and row["progress"] == 100
     assert row["result_track_id"] == "mtrack_fresh"
     async with ctx.db.read() as conn:
@@ -130,14 +122,14 @@ async def test_progress_never_decreases_and_is_100_only_on_success(
         await queue.heartbeat(conn, lease, T0, LEASE, progress=70)
         await queue.heartbeat(conn, lease, T0, LEASE, progress=20)
         await queue.heartbeat(conn, lease, T0, LEASE, progress=100)
-    assert (await _job(ctx, job_id))["progress"] == 99
+    assert (await job_row(ctx, job_id))["progress"] == 99
     async with ctx.db.write() as conn:
         await queue.rescue_expired_leases(conn, T0 + timedelta(seconds=LEASE + 1))
     retry = await _claim(ctx, "w2", T0 + timedelta(seconds=LEASE + 2))
     assert retry is not None
     async with ctx.db.write() as conn:
         await queue.heartbeat(conn, retry, T0, LEASE, progress=10)
-    assert (await _job(ctx, job_id))["progress"] == 99, "a retry reports the maximum so far"
+    assert (await job_row(ctx, job_id))["progress"] == 99, "a retry reports the maximum so far"
 
 
 async def test_after_max_attempts_the_job_fails_with_a_safe_message(
@@ -151,7 +143,7 @@ async def test_after_max_attempts_the_job_fails_with_a_safe_message(
         now += timedelta(seconds=LEASE + 1)
         async with ctx.db.write() as conn:
             await queue.rescue_expired_leases(conn, now)
-    row = await _job(ctx, job_id)
+    row = await job_row(ctx, job_id)
     assert row["status"] == "failed"
     assert row["error_message"] == queue.CRASH_MESSAGE
     assert "/" not in str(row["error_message"]) and "Traceback" not in str(row["error_message"])
@@ -172,7 +164,7 @@ async def test_errors_retry_then_fail_and_permanent_errors_fail_at_once(
     assert nxt is not None and nxt.job_id == permanent
     async with ctx.db.write() as conn:
         assert await queue.fail_or_retry(conn, nxt, T0, "bad input", retryable=False) == "failed"
-    assert (await _job(ctx, permanent))["error_message"] == "bad input"
+    assert (await job_row(ctx, permanent))["error_message"] == "bad input"
 
 
 async def test_cancel_requested_during_render_wins_over_completion(
@@ -188,7 +180,7 @@ async def test_cancel_requested_during_render_wins_over_completion(
     async with ctx.db.write() as conn:
         outcome = await queue.complete_job(conn, lease, T0, _track(lease, "mtrack_x"))
     assert outcome is Outcome.CANCELLED
-    assert (await _job(ctx, job_id))["status"] == "cancelled"
+    assert (await job_row(ctx, job_id))["status"] == "cancelled"
 
 
 async def test_expired_lease_of_a_cancel_requested_job_becomes_cancelled(
@@ -202,4 +194,4 @@ async def test_expired_lease_of_a_cancel_requested_job_becomes_cancelled(
         await cancel_job(conn, alice.org_id, alice.user_id, job_id, T0)
         counts = await queue.rescue_expired_leases(conn, T0 + timedelta(seconds=LEASE + 1))
     assert counts.cancelled == 1
-    assert (await _job(ctx, job_id))["status"] == "cancelled"
+    assert (await job_row(ctx, job_id))["status"] == "cancelled"

@@ -8,7 +8,7 @@ from dataclasses import replace
 import soundfile as sf
 from sqlalchemy import select
 
-from musicstudio.db.tables import generation_jobs, tracks
+from musicstudio.db.tables import tracks
 from musicstudio.engines.base import (
     CancelledFn,
     EngineCapabilities,
@@ -25,6 +25,7 @@ from musicstudio.services.generations import NewGeneration
 from musicstudio.store.accounts import Principal
 from musicstudio.worker.runner import GENERIC_FAILURE, Worker
 from tests.conftest import Caller
+from tests.helpers import job_row
 
 
 def _principal(caller: Caller) -> Principal:
@@ -39,18 +40,10 @@ async def _submit(
     return str(result.job["id"])
 
 
-async def _row(ctx: ServiceContext, job_id: str) -> dict[str, object]:
-    async with ctx.db.read() as conn:
-        row = (
-            await conn.execute(select(generation_jobs).where(generation_jobs.c.id == job_id))
-        ).one()
-    return dict(row._mapping)
-
-
 async def test_worker_renders_stores_and_completes(ctx: ServiceContext, alice: Caller) -> None:
     job_id = await _submit(ctx, alice, duration=3)
     assert await Worker(ctx).run_once()
-    row = await _row(ctx, job_id)
+    row = await job_row(ctx, job_id)
     assert row["status"] == "succeeded" and row["progress"] == 100 and row["attempt"] == 1
     async with ctx.db.read() as conn:
         track = (await conn.execute(select(tracks).where(tracks.c.job_id == job_id))).one()
@@ -80,10 +73,10 @@ async def test_progress_seen_by_clients_only_grows(ctx: ServiceContext, alice: C
     seen: list[int] = []
     worker = asyncio.create_task(Worker(ctx).run_once())
     while not worker.done():
-        seen.append(int((await _row(ctx, job_id))["progress"]))
+        seen.append(int((await job_row(ctx, job_id))["progress"]))
         await asyncio.sleep(0.02)
     await worker
-    seen.append(int((await _row(ctx, job_id))["progress"]))
+    seen.append(int((await job_row(ctx, job_id))["progress"]))
     assert seen == sorted(seen)
     assert seen[-1] == 100
     assert len({p for p in seen if 0 < p < 100}) >= 2, f"progress reported while running: {seen}"
@@ -95,13 +88,13 @@ async def test_cancel_while_rendering_stops_at_a_checkpoint(
     job_id = await _submit(ctx, alice, duration=300)
     worker = asyncio.create_task(Worker(ctx).run_once())
     for _ in range(500):
-        if (await _row(ctx, job_id))["status"] == "running":
+        if (await job_row(ctx, job_id))["status"] == "running":
             break
         await asyncio.sleep(0.01)
     cancelled = await generations.cancel_job(ctx, _principal(alice), job_id, "http://t")
     assert cancelled["status"] in ("running", "cancelled")
     await asyncio.wait_for(worker, timeout=60)
-    row = await _row(ctx, job_id)
+    row = await job_row(ctx, job_id)
     assert row["status"] == "cancelled"
     assert row["result_track_id"] is None
     async with ctx.db.read() as conn:
@@ -152,7 +145,7 @@ async def _drain(ctx: ServiceContext, job_id: str) -> dict[str, object]:
     worker = Worker(ctx)
     for _ in range(200):
         await worker.run_once()
-        row = await _row(ctx, job_id)
+        row = await job_row(ctx, job_id)
         if row["status"] in ("succeeded", "failed", "cancelled"):
             return row
         await asyncio.sleep(0.05)  # retries wait for their back-off delay

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import RowMapping, Select, insert, select, update
+from sqlalchemy import ColumnElement, RowMapping, Select, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from musicstudio.db.tables import generation_jobs as jobs
@@ -42,24 +42,19 @@ async def get_job(
     conn: AsyncConnection, org_id: str, user_id: str, job_id: str
 ) -> RowMapping | None:
     """The caller's job, or None: another user's job is indistinguishable from a missing one."""
-    result = await conn.execute(
-        select(*_DETAIL_COLUMNS).where(
-            jobs.c.id == job_id, jobs.c.org_id == org_id, jobs.c.user_id == user_id
-        )
-    )
-    row = result.first()
-    return None if row is None else row._mapping
+    return await _one(conn, jobs.c.id == job_id, jobs.c.org_id == org_id, jobs.c.user_id == user_id)
 
 
 async def find_by_idempotency_key(
     conn: AsyncConnection, org_id: str, user_id: str, key: str
 ) -> RowMapping | None:
-    result = await conn.execute(
-        select(*_DETAIL_COLUMNS).where(
-            jobs.c.org_id == org_id, jobs.c.user_id == user_id, jobs.c.idempotency_key == key
-        )
+    return await _one(
+        conn, jobs.c.org_id == org_id, jobs.c.user_id == user_id, jobs.c.idempotency_key == key
     )
-    row = result.first()
+
+
+async def _one(conn: AsyncConnection, *conditions: ColumnElement[bool]) -> RowMapping | None:
+    row = (await conn.execute(select(*_DETAIL_COLUMNS).where(*conditions))).first()
     return None if row is None else row._mapping
 
 
