@@ -86,6 +86,9 @@ class RenderRequest:
     title: str | None = None
     seed: int | None = None
     output_format: str = "mp3"
+    # The recipe of a track to continue (``seed_track_id``): keep its tempo, key and
+    # instrumentation and carry its progression on. None for a fresh piece.
+    continuation: dict[str, Any] | None = None
 
 
 @dataclass
@@ -98,7 +101,10 @@ class RenderResult:
     title: str
     licence: Licence
     recipe: dict[str, Any] = field(default_factory=dict)
+    # Each part on its own (name -> file in work_dir, same format as the master), if the
+    # engine makes stems; and the composition as a Standard MIDI File, if it has one.
     stems: dict[str, Path] = field(default_factory=dict)
+    midi_path: Path | None = None
 
 
 @runtime_checkable
