@@ -19,6 +19,8 @@ JOB_FIELDS = {
     "playback_url",
     "track",
 }
+# Single-job views add one extra field: the plan the track was made from.
+SINGLE_JOB_FIELDS = JOB_FIELDS | {"recipe"}
 
 
 def job_body(**overrides: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import pytest
 from musicstudio.services.context import ServiceContext
 from musicstudio.worker.runner import Worker
 from tests.conftest import Caller
-from tests.helpers import JOB_FIELDS, assert_error, error_fields, job_body
+from tests.helpers import SINGLE_JOB_FIELDS, assert_error, error_fields, job_body
 
 
 async def test_create_returns_202_with_the_eleven_fields(
@@ -19,7 +19,8 @@ async def test_create_returns_202_with_the_eleven_fields(
     response = await client.post(alice.path("/generations"), json=job_body(), headers=alice.headers)
     assert response.status_code == 202
     job = response.json()
-    assert set(job) == JOB_FIELDS
+    assert set(job) == SINGLE_JOB_FIELDS
+    assert job["recipe"] is None
     assert job["id"].startswith("mgen_") and len(job["id"]) == 31
     assert job["status"] == "queued"
     assert job["progress"] == 0
@@ -225,3 +226,25 @@ async def test_concurrent_creates_with_one_key_make_one_job(
     assert len({r.json()["id"] for r in responses}) == 1
     listed = await client.get(alice.path("/generations"), headers=alice.headers)
     assert len(listed.json()["jobs"]) == 1
+
+
+async def test_seed_track_of_another_user_is_rejected_like_a_missing_one(
+    client: httpx.AsyncClient, alice: Caller, bob: Caller, ctx: ServiceContext
+) -> None:
+    await client.post(bob.path("/generations"), json=job_body(), headers=bob.headers)
+    assert await Worker(ctx).run_once()
+    bobs = (await client.get(bob.path("/generations"), headers=bob.headers)).json()["jobs"][0]
+    assert bobs["status"] == "succeeded"
+    foreign = await client.post(
+        alice.path("/generations"),
+        json=job_body(seed_track_id=bobs["result_track_id"]),
+        headers=alice.headers,
+    )
+    missing = await client.post(
+        alice.path("/generations"),
+        json=job_body(seed_track_id="mtrack_01jzzzzzzzzzzzzzzzzzzzzzzz"),
+        headers=alice.headers,
+    )
+    assert_error(foreign, 422, "VALIDATION_ERROR")
+    assert foreign.json()["error"]["details"] == missing.json()["error"]["details"]
+    assert foreign.json()["error"]["message"] == missing.json()["error"]["message"]

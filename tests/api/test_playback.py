@@ -14,7 +14,7 @@ import soundfile as sf
 from musicstudio.services.context import ServiceContext
 from musicstudio.worker.runner import Worker
 from tests.conftest import Caller
-from tests.helpers import JOB_FIELDS, assert_error, job_body
+from tests.helpers import SINGLE_JOB_FIELDS, assert_error, job_body
 
 
 async def _succeeded_job(
@@ -47,7 +47,11 @@ async def test_succeeded_job_has_track_and_a_playable_url(
     client: httpx.AsyncClient, ctx: ServiceContext, alice: Caller
 ) -> None:
     job = await _succeeded_job(client, ctx, alice)
-    assert set(job) == JOB_FIELDS
+    assert set(job) == SINGLE_JOB_FIELDS
+    recipe = job["recipe"]
+    assert isinstance(recipe, dict)
+    assert recipe["engine"] == "studio" and recipe["engine_version"]
+    assert recipe["soundfont"] and recipe["tempo_bpm"] > 0 and "seed" in recipe
     assert job["progress"] == 100
     track = job["track"]
     assert isinstance(track, dict)

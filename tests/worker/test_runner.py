@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from pathlib import Path
 
 import soundfile as sf
 from sqlalchemy import select
@@ -172,3 +173,50 @@ async def test_user_safe_engine_errors_fail_at_once(ctx: ServiceContext, alice: 
     row = await _drain(ctx, job_id)
     assert row["status"] == "failed" and engine.calls == 1
     assert row["error_message"] == "This prompt cannot be rendered."
+
+
+class _Recorder(_Engine):
+    """Succeeds with a copy of a real render, remembering the request it got."""
+
+    def __init__(self, key: str, audio: Path) -> None:
+        super().__init__(key, RuntimeError("unused"))
+        self.audio = audio
+        self.requests: list[RenderRequest] = []
+
+    def render(
+        self, request: RenderRequest, progress: ProgressFn, cancelled: CancelledFn
+    ) -> RenderResult:
+        self.requests.append(request)
+        out = request.work_dir / "copy.mp3"
+        out.write_bytes(self.audio.read_bytes())
+        return RenderResult(
+            audio_path=out,
+            mime_type="audio/mpeg",
+            measured_duration_seconds=2.0,
+            title="copy",
+            licence=Licence("unclear", "test", False, True),
+            recipe={"from": "recorder"},
+        )
+
+
+async def test_seed_track_recipe_reaches_the_engine(ctx: ServiceContext, alice: Caller) -> None:
+    first = await _submit(ctx, alice)
+    assert await Worker(ctx).run_once()
+    seed = await job_row(ctx, first)
+    async with ctx.db.read() as conn:
+        track = (
+            await conn.execute(select(tracks).where(tracks.c.id == seed["result_track_id"]))
+        ).one()
+    recorder = _Recorder("recorder", ctx.storage.path_for(track.storage_key))
+    ctx = _with_engines(ctx, recorder)
+    req = NewGeneration(
+        engine="recorder",
+        prompt="more of that",
+        duration_seconds=2,
+        seed_track_id=str(seed["result_track_id"]),
+    )
+    await generations.create_job(ctx, _principal(alice), req, None, "http://t")
+    assert await Worker(ctx).run_once()
+    [request] = recorder.requests
+    assert request.continuation == track.recipe
+    assert request.continuation and request.continuation["engine"] == "studio"

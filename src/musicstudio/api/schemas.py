@@ -78,6 +78,12 @@ class JobOut(BaseModel):
     track: TrackSummaryOut | None
 
 
+class JobDetailOut(JobOut):
+    recipe: dict[str, Any] | None = Field(
+        description="Extra: the resolved plan the track was made from (succeeded jobs only)."
+    )
+
+
 class JobListOut(BaseModel):
     jobs: list[JobOut]
     limit: int

@@ -156,6 +156,9 @@ tracks = Table(
     Column("commercial_use", Boolean, nullable=False),
     Column("requires_attribution", Boolean, nullable=False),
     Column("recipe", JSON, nullable=False),
+    # {stem name: {"storage_key", "mime_type", "size_bytes"}} when the engine made stems.
+    Column("stems", JSON, nullable=True),
+    Column("midi_key", String(500), nullable=True),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("deleted_at", UtcDateTime(), nullable=True),
     Index(None, "org_id", "user_id", "created_at", "id"),

@@ -174,7 +174,7 @@ async def create_job(
         if existing is None:
             raise
         return await _replay(ctx, principal, existing, fingerprint, base_url)
-    return CreateResult(job=job_view(values), replayed=False)
+    return CreateResult(job={**job_view(values), "recipe": None}, replayed=False)
 
 
 def playback_ttl(ctx: ServiceContext, duration_seconds: float) -> int:
@@ -198,12 +198,14 @@ async def get_job(
                 conn, principal.org_id, principal.user_id, row["result_track_id"]
             )
     if track_row is None:
-        return job_view(row)
+        return {**job_view(row), "recipe": None}
     expires_at = int(utcnow().timestamp()) + playback_ttl(
         ctx, track_row["measured_duration_seconds"]
     )
     url = ctx.storage.playback_url(track_row["storage_key"], expires_at, base_url)
-    return job_view(row, playback_url=url, track=track_summary(track_row, url))
+    # Extra field on single-job views: the plan the track was made from.
+    view = job_view(row, playback_url=url, track=track_summary(track_row, url))
+    return {**view, "recipe": track_row["recipe"]}
 
 
 async def list_jobs(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import RowMapping, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -22,3 +24,16 @@ async def get_readable_track(
     )
     row = result.first()
     return None if row is None else row._mapping
+
+
+async def get_track_recipe(
+    conn: AsyncConnection, org_id: str, user_id: str, track_id: str
+) -> dict[str, Any] | None:
+    """The plan a track was made from, for continuing it (the owner's tracks only)."""
+    result = await conn.execute(
+        select(tracks.c.recipe).where(
+            tracks.c.id == track_id, tracks.c.org_id == org_id, tracks.c.user_id == user_id
+        )
+    )
+    recipe = result.scalar_one_or_none()
+    return dict(recipe) if isinstance(recipe, dict) else None

@@ -20,7 +20,9 @@ from musicstudio.engines.base import RenderCancelled, RenderError, RenderRequest
 from musicstudio.queue import Lease, Outcome
 from musicstudio.services.context import ServiceContext
 from musicstudio.storage.base import StorageError
+from musicstudio.store.tracks import get_track_recipe
 from musicstudio.worker.attempt import AttemptState
+from musicstudio.worker.upload import StoredRender, delete_objects, upload_render
 
 log = logging.getLogger("musicstudio.worker")
 
@@ -114,7 +116,7 @@ class Worker:
             await self._fail(lease, "This engine is not available any more.", retryable=False)
             return
         await asyncio.to_thread(work_dir.mkdir, parents=True, exist_ok=True)
-        request = _render_request(lease, work_dir)
+        request = _render_request(lease, work_dir, await self._continuation(lease))
         try:
             result = await asyncio.to_thread(engine.render, request, state.report, state.cancelled)
         except RenderCancelled:
@@ -136,23 +138,33 @@ class Worker:
 
     async def _store_result(self, lease: Lease, result: RenderResult, instrumental: bool) -> None:
         track_id = ids.new_id(ids.TRACK)
-        key = f"tracks/{lease.org_id}/{track_id}{result.audio_path.suffix}"
+        storage = self.ctx.storage
         try:
-            size = await asyncio.to_thread(
-                self.ctx.storage.put_file, key, result.audio_path, result.mime_type
-            )
+            stored = await asyncio.to_thread(upload_render, storage, lease.org_id, track_id, result)
         except StorageError:
             log.exception("job %s: upload failed", lease.job_id)
             await self._fail(lease, STORAGE_FAILURE, retryable=True)
             return
         now = utcnow()
-        track = _track_values(lease, result, track_id, key, size, now, instrumental)
-        async with self.ctx.db.write() as conn:
-            outcome = await queue.complete_job(conn, lease, now, track)
+        track = _track_values(lease, result, track_id, stored, now, instrumental)
+        try:
+            async with self.ctx.db.write() as conn:
+                outcome = await queue.complete_job(conn, lease, now, track)
+        except Exception:
+            await asyncio.to_thread(delete_objects, storage, stored.keys)
+            raise
         if outcome is not Outcome.SUCCEEDED:
-            # Nobody will ever point at this object: a cancelled or stolen attempt.
-            await asyncio.to_thread(self.ctx.storage.delete, key)
+            # Nobody will ever point at these objects: a cancelled or stolen attempt.
+            await asyncio.to_thread(delete_objects, storage, stored.keys)
         log.info("job %s attempt %d: %s", lease.job_id, lease.attempt, outcome.value)
+
+    async def _continuation(self, lease: Lease) -> dict[str, Any] | None:
+        """The recipe of the track this job continues (``seed_track_id``), if any."""
+        track_id = lease.request.get("seed_track_id")
+        if not track_id:
+            return None
+        async with self.ctx.db.read() as conn:
+            return await get_track_recipe(conn, lease.org_id, lease.user_id, str(track_id))
 
     async def _fail(self, lease: Lease, message: str, *, retryable: bool) -> None:
         async with self.ctx.db.write() as conn:
@@ -201,7 +213,9 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _render_request(lease: Lease, work_dir: Path) -> RenderRequest:
+def _render_request(
+    lease: Lease, work_dir: Path, continuation: dict[str, Any] | None
+) -> RenderRequest:
     req = lease.request
     return RenderRequest(
         job_id=lease.job_id,
@@ -215,6 +229,7 @@ def _render_request(lease: Lease, work_dir: Path) -> RenderRequest:
         title=req.get("title"),
         seed=req.get("seed"),
         output_format=req.get("output_format") or "mp3",
+        continuation=continuation,
     )
 
 
@@ -222,8 +237,7 @@ def _track_values(
     lease: Lease,
     result: RenderResult,
     track_id: str,
-    key: str,
-    size: int,
+    stored: StoredRender,
     now: datetime,
     instrumental: bool,
 ) -> dict[str, Any]:
@@ -238,8 +252,10 @@ def _track_values(
         "instrumental": instrumental,
         "measured_duration_seconds": result.measured_duration_seconds,
         "mime_type": result.mime_type,
-        "storage_key": key,
-        "size_bytes": size,
+        "storage_key": stored.master_key,
+        "size_bytes": stored.size_bytes,
+        "stems": stored.stems or None,
+        "midi_key": stored.midi_key,
         "licence_class": result.licence.licence_class,
         "licence_version": result.licence.licence_version,
         "commercial_use": result.licence.commercial_use,

@@ -14,8 +14,8 @@ from musicstudio.api.schemas import (
     ERROR_RESPONSES,
     MAX_IDEMPOTENCY_KEY,
     CreateGenerationBody,
+    JobDetailOut,
     JobListOut,
-    JobOut,
     JobStatus,
 )
 from musicstudio.services import generations
@@ -43,7 +43,7 @@ async def list_generations(
     return _json({"jobs": jobs, "limit": limit, "offset": offset})
 
 
-@router.post("", status_code=202, response_model=JobOut, responses=ERROR_RESPONSES)
+@router.post("", status_code=202, response_model=JobDetailOut, responses=ERROR_RESPONSES)
 async def create_generation(
     organization_id: str,
     principal: OrgPrincipal,
@@ -74,7 +74,7 @@ async def create_generation(
     return _json(result.job, status_code=202)
 
 
-@router.get("/{job_id}", response_model=JobOut, responses=ERROR_RESPONSES)
+@router.get("/{job_id}", response_model=JobDetailOut, responses=ERROR_RESPONSES)
 async def get_generation(
     organization_id: str, job_id: str, principal: OrgPrincipal, ctx: Context, request: Request
 ) -> Response:
@@ -82,7 +82,7 @@ async def get_generation(
     return _json(await generations.get_job(ctx, principal, job_id, base_url(request)))
 
 
-@router.post("/{job_id}/cancel", response_model=JobOut, responses=ERROR_RESPONSES)
+@router.post("/{job_id}/cancel", response_model=JobDetailOut, responses=ERROR_RESPONSES)
 async def cancel_generation(
     organization_id: str, job_id: str, principal: OrgPrincipal, ctx: Context, request: Request
 ) -> Response:

@@ -1,0 +1,57 @@
+"""Put a finished render (master, stems, MIDI) into storage, all or nothing."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from musicstudio.engines.base import RenderResult
+from musicstudio.storage.base import Storage, StorageError
+
+MIDI_MIME_TYPE = "audio/midi"
+
+
+@dataclass
+class StoredRender:
+    master_key: str
+    size_bytes: int
+    stems: dict[str, dict[str, Any]] = field(default_factory=dict)
+    midi_key: str | None = None
+    keys: list[str] = field(default_factory=list)  # every object written, for clean-up
+
+
+def upload_render(
+    storage: Storage, org_id: str, track_id: str, result: RenderResult
+) -> StoredRender:
+    """Store every file of ``result`` under the track's prefix; on failure remove the ones
+    already written and raise StorageError (nothing half-stored stays behind)."""
+    base = f"tracks/{org_id}/{track_id}"
+    stored = StoredRender(master_key=f"{base}{result.audio_path.suffix}", size_bytes=0)
+    try:
+        stored.size_bytes = storage.put_file(stored.master_key, result.audio_path, result.mime_type)
+        stored.keys.append(stored.master_key)
+        for name, path in sorted(result.stems.items()):
+            key = f"{base}/stems/{name}{path.suffix}"
+            size = storage.put_file(key, path, result.mime_type)
+            stored.keys.append(key)
+            stored.stems[name] = {
+                "storage_key": key,
+                "mime_type": result.mime_type,
+                "size_bytes": size,
+            }
+        if result.midi_path is not None:
+            stored.midi_key = f"{base}.mid"
+            storage.put_file(stored.midi_key, result.midi_path, MIDI_MIME_TYPE)
+            stored.keys.append(stored.midi_key)
+    except StorageError:
+        delete_objects(storage, stored.keys)
+        raise
+    return stored
+
+
+def delete_objects(storage: Storage, keys: list[str]) -> None:
+    """Best-effort removal (a leftover object is never served: nothing points at it)."""
+    for key in keys:
+        with contextlib.suppress(StorageError):
+            storage.delete(key)
