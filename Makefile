@@ -28,6 +28,7 @@ test: install
 
 bench: install
 	$(BIN)/python bench/list_jobs.py
+	$(BIN)/python bench/engine.py
 
 lint: install
 	$(BIN)/ruff check .

@@ -231,7 +231,7 @@ def test_capabilities_shape(bundled_engine: StudioEngine) -> None:
     assert caps["output_formats"][0] == "mp3"
     assert caps["supports_vocals"] is False
     assert caps["supports_lyrics"] is False
-    assert caps["supports_stems"] is False
+    assert caps["supports_stems"] is True
     assert caps["supported_languages"] == []
 
 
@@ -405,27 +405,38 @@ def test_missing_tinysoundfont_falls_back_to_the_synth(
 
 _PCM_DIGEST = """
 import hashlib
-from musicstudio.engines.studio import encode as encode_mod
+from pathlib import Path
 from musicstudio.engines.studio import soundfont as bank_mod
 from musicstudio.engines.studio.compose import compose
+from musicstudio.engines.studio.encode import FORMATS
+from musicstudio.engines.studio.pipeline import run_pipeline
 from musicstudio.engines.studio.plan import make_plan
-from musicstudio.engines.studio.render import render_soundfont
+from musicstudio.engines.studio.render import render_part_blocks
 bank = bank_mod.identify_bank(bank_mod.bundled_bank_path(), "bundled")
 arrangement = compose(make_plan("jazz trio in G minor", seed=77, duration_seconds=3))
-pcm = render_soundfont(
-    arrangement, lambda: bank_mod.open_font(bank), bank_mod.output_mode_stereo(), 3 * 44100,
-    lambda f: None,
+def source(part, frames, block):
+    font = bank_mod.open_font(bank)
+    return render_part_blocks(
+        arrangement, part, font, bank_mod.output_mode_stereo(), frames, block
+    )
+done = run_pipeline(
+    arrangement, source, work_dir=Path(WORK), name="digest", fmt=FORMATS["wav"],
+    duration_seconds=3.0, checkpoint=lambda f: None,
 )
-print(hashlib.sha256(pcm.tobytes()).hexdigest())
+paths = [done.master.path, *(s.path for s in done.stems.values()), done.midi_path]
+print(hashlib.sha256(b"".join(p.read_bytes() for p in paths)).hexdigest())
 """
 
 
-def test_render_is_identical_across_processes() -> None:
+def test_render_is_identical_across_processes(tmp_path: Path) -> None:
     digests = set()
     for hash_seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        work = tmp_path / hash_seed
+        work.mkdir()
+        code = _PCM_DIGEST.replace("WORK", repr(str(work)))
         done = subprocess.run(
-            [sys.executable, "-c", _PCM_DIGEST], env=env, capture_output=True, text=True, check=True
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
         )
         digests.add(done.stdout.strip())
     assert len(digests) == 1

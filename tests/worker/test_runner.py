@@ -55,6 +55,13 @@ async def test_worker_renders_stores_and_completes(ctx: ServiceContext, alice: C
     assert abs(track.measured_duration_seconds - 3.0) <= 0.05
     assert track.size_bytes == path.stat().st_size
     assert track.recipe, "the plan is kept with the track"
+    # Stems and the MIDI are stored beside the master, each the track's length.
+    assert track.stems and {"drums", "bass"} <= set(track.stems)
+    for name, stem in track.stems.items():
+        stem_path = ctx.storage.path_for(stem["storage_key"])
+        assert stem["size_bytes"] == stem_path.stat().st_size, name
+        assert abs(sf.info(str(stem_path)).duration - 3.0) <= 0.05, name
+    assert track.midi_key and ctx.storage.path_for(track.midi_key).read_bytes()[:4] == b"MThd"
     assert not any(Worker(ctx).work_root.iterdir()), "work dir cleaned"
 
 

@@ -1,15 +1,17 @@
 """The built-in ``studio`` engine: a seeded arrangement rendered with a General MIDI bank.
 
-Pipeline (one module each): prompt -> ``plan`` -> ``compose`` (note events) -> ``render``
-(tinysoundfont) or ``synth`` (numpy fallback) -> ``master`` -> ``encode``. It runs on a
-CPU in a fraction of real time and needs no model weights.
+Pipeline: prompt -> ``plan`` -> ``compose`` (note events) -> ``pipeline``: each part
+rendered with tinysoundfont (``render``) or the numpy fallback (``synth``) -> ``mix`` ->
+``master`` -> ``encode`` the master and one stem per part, plus the composition as MIDI
+(``midi``). It runs on one CPU core much faster than real time, streams everything but
+the mix block by block, and needs no model weights.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,39 +25,43 @@ from musicstudio.engines.base import (
     RenderRequest,
     RenderResult,
 )
-from musicstudio.engines.studio.audio import PCM, SAMPLE_RATE, Checkpoint
+from musicstudio.engines.studio.audio import PCM, Checkpoint
 from musicstudio.engines.studio.compose import Arrangement
 from musicstudio.engines.studio.compose import compose as compose_plan
-from musicstudio.engines.studio.encode import FORMATS, EncodeError
-from musicstudio.engines.studio.encode import encode as encode_pcm
-from musicstudio.engines.studio.master import CEILING_DBFS, LOSSY_CEILING_DBFS, SilentAudio
-from musicstudio.engines.studio.master import master as master_pcm
-from musicstudio.engines.studio.plan import Plan, derive_seed, make_plan
-from musicstudio.engines.studio.render import render_soundfont
+from musicstudio.engines.studio.encode import FORMATS, EncodeError, mp3_encoder, stem_format
+from musicstudio.engines.studio.master import SilentAudio
+from musicstudio.engines.studio.midi import midi_note_counts
+from musicstudio.engines.studio.pipeline import (
+    PartSource,
+    PipelineResult,
+    SourceFailed,
+    StageTimer,
+    run_pipeline,
+)
+from musicstudio.engines.studio.plan import Part, Plan, derive_seed, make_plan
+from musicstudio.engines.studio.render import render_part_blocks
 from musicstudio.engines.studio.soundfont import (
     SYSTEM_BANKS,
     Bank,
-    TsfFont,
     candidate_banks,
     open_font,
     output_mode_stereo,
     resolve_bank,
 )
-from musicstudio.engines.studio.synth import render_synth
+from musicstudio.engines.studio.synth import synth_part_blocks
 
 __all__ = ["ENGINE_VERSION", "StudioEngine"]
 
 log = logging.getLogger(__name__)
 
 ENGINE_KEY = "studio"
-ENGINE_VERSION = "1.0.0"
+ENGINE_VERSION = "2.0.0"
 MAX_DURATION_SECONDS = 600
 
-# Progress bands per stage (the service reports 100 itself once the result is stored).
-_PLAN_DONE = 5
-_RENDER_DONE = 75
-_MASTER_DONE = 88
-_ENCODE_DONE = 99
+# Progress: planning and composing, then the pipeline (the service reports 100 itself
+# once the result is stored).
+_PLAN_DONE = 3
+_PIPELINE_DONE = 99
 
 
 class _Progress:
@@ -66,9 +72,11 @@ class _Progress:
         self._cancelled = cancelled
         self._last = -1
 
-    def report(self, value: int) -> None:
-        self.check()
-        value = max(0, min(_ENCODE_DONE, value))
+    def report(self, value: int, *, final: bool = False) -> None:
+        # Once the files are written, a late cancel no longer stops anything.
+        if not final:
+            self.check()
+        value = max(0, min(_PIPELINE_DONE, value))
         if value > self._last:
             self._last = value
             self._progress(value)
@@ -123,13 +131,14 @@ class StudioEngine:
             name="Studio (General MIDI)",
             description=(
                 "Composes an instrumental arrangement (drums, bass, chords, melody) from the "
-                "prompt and renders it with a General MIDI SoundFont on the CPU."
+                "prompt and renders it with a General MIDI SoundFont on the CPU, with a "
+                "stem per part and the composition as MIDI."
             ),
             modes=("creation", "focus"),
             max_duration_seconds=MAX_DURATION_SECONDS,
             supports_vocals=False,
             supports_lyrics=False,
-            supports_stems=False,
+            supports_stems=True,
             supported_languages=(),
             output_formats=tuple(FORMATS),
             licence=bank.licence,
@@ -147,73 +156,104 @@ class StudioEngine:
             style_tags=request.style_tags,
             focus=request.mode == "focus",
             title=request.title,
+            continuation=request.continuation,
         )
 
     def render(
         self, request: RenderRequest, progress: ProgressFn, cancelled: CancelledFn
     ) -> RenderResult:
-        """Plan, compose, render, master and encode one track into ``request.work_dir``."""
+        """Plan, compose, render, master and encode one track (and its stems and MIDI)."""
+        return self.render_timed(request, progress, cancelled, None)
+
+    def render_timed(
+        self,
+        request: RenderRequest,
+        progress: ProgressFn,
+        cancelled: CancelledFn,
+        timer: StageTimer | None,
+    ) -> RenderResult:
+        """``render``, recording each stage's wall time in ``timer`` (for the benchmark)."""
         self._validate(request)
+        timer = timer or StageTimer()
         tracker = _Progress(progress, cancelled)
         tracker.report(0)
-
-        plan = self.plan(request)
-        arrangement = compose_plan(plan)
+        with timer.stage("compose"):
+            plan = self.plan(request)
+            arrangement = compose_plan(plan)
         tracker.report(_PLAN_DONE)
 
-        total_frames = round(request.duration_seconds * SAMPLE_RATE)
-        pcm, bank = self._render_pcm(
-            arrangement, total_frames, tracker.stage(_PLAN_DONE, _RENDER_DONE)
-        )
-
         fmt = FORMATS[request.output_format]
-        ceiling = LOSSY_CEILING_DBFS if fmt.lossy else CEILING_DBFS
-        try:
-            mastered, report = master_pcm(
-                pcm,
-                SAMPLE_RATE,
-                room=plan.genre.room,
-                duration_seconds=request.duration_seconds,
-                checkpoint=tracker.stage(_RENDER_DONE, _MASTER_DONE),
-                ceiling_dbfs=ceiling,
-            )
-        except SilentAudio as exc:
-            raise RenderError(
-                "The arrangement rendered as silence; try another prompt or seed."
-            ) from exc
-        del pcm
+        checkpoint = tracker.stage(_PLAN_DONE, _PIPELINE_DONE)
+        for bank, source in self._sources(arrangement):
+            try:
+                done = run_pipeline(
+                    arrangement,
+                    source,
+                    work_dir=Path(request.work_dir),
+                    name=f"studio-{_safe_stem(request.job_id)}",
+                    fmt=fmt,
+                    duration_seconds=float(request.duration_seconds),
+                    checkpoint=checkpoint,
+                    timer=timer,
+                )
+            except SourceFailed:
+                log.warning("SoundFont %s failed while rendering; trying the next bank", bank.name)
+                continue
+            except SilentAudio as exc:
+                raise RenderError(
+                    "The arrangement rendered as silence; try another prompt or seed."
+                ) from exc
+            except EncodeError as exc:
+                raise RenderError(f"Could not encode the track as {fmt.key.upper()}.") from exc
+            except OSError as exc:
+                raise RenderError("Could not write the rendered track.") from exc
+            tracker.report(_PIPELINE_DONE, final=True)
+            return self._result(request, plan, arrangement, bank, done)
+        raise RenderError("No sound source could render the track.")  # the synth never fails
 
-        path = Path(request.work_dir) / f"studio-{_safe_stem(request.job_id)}.{fmt.extension}"
-        try:
-            encoded = encode_pcm(
-                mastered,
-                SAMPLE_RATE,
-                path,
-                fmt.key,
-                float(request.duration_seconds),
-                tracker.stage(_MASTER_DONE, _ENCODE_DONE),
-            )
-        except EncodeError as exc:
-            raise RenderError(f"Could not encode the track as {fmt.key.upper()}.") from exc
-        except OSError as exc:
-            raise RenderError("Could not write the rendered track.") from exc
-
+    def _result(
+        self,
+        request: RenderRequest,
+        plan: Plan,
+        arrangement: Arrangement,
+        bank: Bank,
+        done: PipelineResult,
+    ) -> RenderResult:
+        fmt = FORMATS[request.output_format]
+        report = done.report
         recipe = self._recipe(plan, arrangement, bank, report.integrated_lufs, report.peak_dbfs)
-        recipe["output_format"] = fmt.key
-        recipe["sample_rate"] = encoded.sample_rate
-        recipe["master_gain_db"] = report.gain_db
-        recipe["peak_ceiling_dbfs"] = ceiling
-        recipe["style_tags"] = list(request.style_tags)
+        recipe.update(
+            output_format=fmt.key,
+            sample_rate=done.master.sample_rate,
+            master_gain_db=report.gain_db,
+            peak_ceiling_dbfs=done.ceiling_dbfs,
+            mastering={
+                "chain": ["highpass", "room", "fades", "compressor", "limiter", "loudness"],
+                "max_compression_db": report.max_compression_db,
+                "max_limiting_db": report.max_limiting_db,
+                "rounds": report.rounds,
+            },
+            encoder=mp3_encoder() if fmt.key == "mp3" else "libsndfile",
+            stems=done.stems_recipe,
+            stems_format=stem_format(fmt.key).key,
+            # Stems carry their mix gain and the master's whole gain envelope (gain,
+            # fades, compression, limiting): summed, they give the master back.
+            stems_sum="master",
+            midi={"file": done.midi_path.name, "note_counts": midi_note_counts(arrangement)},
+            style_tags=list(request.style_tags),
+        )
         if request.lyrics:
             # Instrumental only: say so rather than silently dropping the user's lyrics.
             recipe["lyrics_ignored"] = True
         return RenderResult(
-            audio_path=encoded.path,
-            mime_type=encoded.mime_type,
-            measured_duration_seconds=round(encoded.duration_seconds, 3),
+            audio_path=done.master.path,
+            mime_type=done.master.mime_type,
+            measured_duration_seconds=round(done.master.duration_seconds, 3),
             title=plan.title,
             licence=bank.licence,
             recipe=recipe,
+            stems={key: enc.path for key, enc in done.stems.items()},
+            midi_path=done.midi_path,
         )
 
     def _validate(self, request: RenderRequest) -> None:
@@ -229,9 +269,8 @@ class StudioEngine:
         except OSError as exc:
             raise RenderError("The work directory is not writable.") from exc
 
-    def _render_pcm(
-        self, arrangement: Arrangement, total_frames: int, checkpoint: Checkpoint
-    ) -> tuple[PCM, Bank]:
+    def _sources(self, arrangement: Arrangement) -> Iterator[tuple[Bank, PartSource]]:
+        """Each usable bank in preference order with its part renderer; the synth last."""
         banks = candidate_banks(
             self._settings.soundfont,
             system_banks=self._system_banks,
@@ -239,26 +278,11 @@ class StudioEngine:
         )
         for bank in banks:
             if bank.is_synth:
-                break
+                yield bank, _synth_source(arrangement)
+                return
             if open_font(bank) is None:  # parses and caches the bank, or records failure
                 continue
-
-            def new_font(bank: Bank = bank) -> TsfFont:
-                # Each part gets its own clone; the parsed bank is shared and cached.
-                font = open_font(bank)
-                if font is None:  # only if the cache were cleared mid-render
-                    raise RenderError("The SoundFont could not be loaded.")
-                return font
-
-            mode = output_mode_stereo()
-            try:
-                pcm = render_soundfont(arrangement, new_font, mode, total_frames, checkpoint)
-            except RuntimeError:  # tinysoundfont rejects a bank it parsed (e.g. no presets)
-                log.warning("SoundFont %s failed while rendering; trying the next bank", bank.name)
-                continue
-            return pcm, bank
-        synth_bank = banks[-1]
-        return render_synth(arrangement, total_frames, checkpoint), synth_bank
+            yield bank, _font_source(arrangement, bank)
 
     @staticmethod
     def _recipe(
@@ -277,3 +301,23 @@ class StudioEngine:
             "integrated_lufs": lufs,
             "peak_dbfs": peak,
         }
+
+
+def _font_source(arrangement: Arrangement, bank: Bank) -> PartSource:
+    mode = output_mode_stereo()
+
+    def blocks(part: Part, frames: int, block: int) -> Iterator[PCM]:
+        # Each part gets its own clone; the parsed bank is shared and cached.
+        font = open_font(bank)
+        if font is None:  # only if the cache were cleared mid-render
+            raise SourceFailed("the SoundFont could not be loaded")
+        return render_part_blocks(arrangement, part, font, mode, frames, block)
+
+    return blocks
+
+
+def _synth_source(arrangement: Arrangement) -> PartSource:
+    def blocks(part: Part, frames: int, block: int) -> Iterator[PCM]:
+        return synth_part_blocks(arrangement, part, frames, block)
+
+    return blocks

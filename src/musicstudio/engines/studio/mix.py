@@ -1,20 +1,21 @@
-"""Render each part on its own, level it against the others, and sum the mix.
+"""Level each part against the others: a streaming level meter, role targets and gains.
 
 General MIDI banks disagree wildly on instrument levels (a piano can sit 15 dB under a
 bass in one bank and above it in another), so channel volumes alone cannot balance a
-mix. Each part is measured with a cheap loudness estimate and set to a level relative to
-its role. Rendering per part also keeps the door open for stems.
+mix. Each part is measured with a cheap loudness estimate while it renders and then set
+to a level relative to its role. The same gain is carried by the part's stem.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping
 
 import numpy as np
+import numpy.typing as npt
 from scipy import signal
 
-from musicstudio.engines.studio.audio import PCM, SAMPLE_RATE, Checkpoint
+from musicstudio.engines.studio.audio import PCM, SAMPLE_RATE
 from musicstudio.engines.studio.plan import Part
 
 # Target level per role relative to the drums (dB of weighted, gated RMS).
@@ -25,64 +26,104 @@ ROLE_LEVEL_DB: dict[str, float] = {
     "chords": -5.0,
     "pad": -11.0,
 }
+DEFAULT_ROLE_LEVEL_DB = -6.0
 _REFERENCE_DB = -20.0
 _MAX_GAIN_DB = 30.0
 _GATE_DB = 30.0
 _BLOCK_SECONDS = 0.4
+# Every 4th frame is plenty for a level estimate and makes it four times cheaper; plain
+# decimation aliases, but aliasing moves energy rather than losing it.
+_DECIMATE = 4
+_WEIGHT_HZ = 120.0
 
-RenderPart = Callable[[Part, Checkpoint], PCM]
+# The mix bus's high-pass (sub-bass rumble and DC waste headroom without being heard). It
+# is applied to each part that reaches down there, before mixing: the filter is linear, so
+# the sum is the same as filtering the bus, and the stems then add up to the master.
+HIGHPASS_HZ = 30.0
+# A part whose lowest fundamental is two octaves above the cutoff would lose < 0.02 dB to
+# it, so only parts reaching below C3 (131 Hz) and drums (kicks, toms) are filtered.
+_HIGHPASS_LOWEST_KEY = 48
 
 
-def part_level_db(pcm: PCM, sample_rate: int = SAMPLE_RATE) -> float | None:
-    """Gated RMS (dB) after a 120 Hz high-pass; None for silence.
+class LevelMeter:
+    """Gated RMS (dB) after a 120 Hz high-pass, fed block by block.
 
     The high-pass stands in for the ear's low sensitivity to bass; the gate ignores
-    blocks more than 30 dB below the loudest, so a sparse part is judged by when it plays.
+    0.4 s blocks more than 30 dB below the loudest, so a sparse part is judged by when it
+    plays.
     """
-    if pcm.shape[0] == 0:
-        return None
-    # Every 4th frame is plenty for a level estimate and makes this four times cheaper;
-    # plain decimation aliases, but aliasing moves energy rather than losing it.
-    step = 4
-    rate = sample_rate / step
-    mono = pcm[::step, 0] + pcm[::step, 1]
-    sos = signal.butter(2, 120.0, "highpass", fs=rate, output="sos")
-    weighted = np.asarray(signal.sosfilt(sos.astype(np.float32), mono), dtype=np.float32)
-    block = max(1, min(weighted.size, int(_BLOCK_SECONDS * rate)))
-    usable = weighted.size // block * block
-    powers = np.mean(np.square(weighted[:usable], dtype=np.float64).reshape(-1, block), axis=1)
-    loudest = float(powers.max()) if powers.size else 0.0
-    if loudest <= 1e-12:
-        return None
-    active = powers[powers >= loudest * 10 ** (-_GATE_DB / 10)]
-    return 10 * math.log10(float(np.mean(active)))
+
+    def __init__(self, sample_rate: int = SAMPLE_RATE) -> None:
+        rate = sample_rate / _DECIMATE
+        self._sos = signal.butter(2, _WEIGHT_HZ, "highpass", fs=rate, output="sos").astype(
+            np.float32
+        )
+        self._zi = np.zeros((self._sos.shape[0], 2), dtype=np.float32)
+        self._block = max(1, int(_BLOCK_SECONDS * rate))
+        self._frames = 0  # input frames seen, to keep the decimation phase across blocks
+        self._carry = np.zeros(0, dtype=np.float32)
+        self._powers: list[npt.NDArray[np.float64]] = []
+
+    def add(self, pcm: PCM) -> None:
+        """Feed the next block of the part."""
+        phase = (-self._frames) % _DECIMATE
+        self._frames += pcm.shape[0]
+        picked = pcm[phase::_DECIMATE]
+        if picked.shape[0] == 0:
+            return
+        mono = picked[:, 0] + picked[:, 1]
+        weighted, self._zi = signal.sosfilt(self._sos, mono, zi=self._zi)
+        squares = np.concatenate([self._carry, np.square(weighted, dtype=np.float32)])
+        usable = squares.size // self._block * self._block
+        if usable:
+            blocks = squares[:usable].reshape(-1, self._block)
+            self._powers.append(np.mean(blocks, axis=1, dtype=np.float64))
+        self._carry = squares[usable:]
+
+    def level_db(self) -> float | None:
+        """The part's level; None for silence."""
+        powers = list(self._powers)
+        if self._carry.size:  # a track shorter than one block still gets a level
+            powers.append(np.array([np.mean(self._carry, dtype=np.float64)]))
+        if not powers:
+            return None
+        all_powers = np.concatenate(powers)
+        loudest = float(all_powers.max())
+        if not math.isfinite(loudest) or loudest <= 1e-12:
+            return None
+        active = all_powers[all_powers >= loudest * 10 ** (-_GATE_DB / 10)]
+        return 10 * math.log10(float(np.mean(active)))
 
 
-def mix_parts(
-    parts: Sequence[Part],
-    render_part: RenderPart,
-    total_frames: int,
-    checkpoint: Checkpoint,
-    levels: dict[str, float] | None = None,
-    sample_rate: int = SAMPLE_RATE,
-) -> PCM:
-    """Render every part with ``render_part``, level it by role and sum into one buffer."""
+def part_gain_db(
+    part: Part, level_db: float | None, levels: Mapping[str, float] | None = None
+) -> float | None:
+    """Gain (dB) that puts the part at its role's level; None for a silent part."""
+    if level_db is None:
+        return None
     targets = {**ROLE_LEVEL_DB, **(levels or {})}
-    mix = np.zeros((total_frames, 2), dtype=np.float32)
-    count = max(1, len(parts))
-    for index, part in enumerate(parts):
+    target = _REFERENCE_DB + targets.get(part.role, DEFAULT_ROLE_LEVEL_DB)
+    return max(-_MAX_GAIN_DB, min(_MAX_GAIN_DB, target - level_db))
 
-        def part_checkpoint(fraction: float, index: int = index) -> None:
-            checkpoint((index + fraction) / count)
 
-        stem = render_part(part, part_checkpoint)
-        level = part_level_db(stem, sample_rate)
-        if level is None:
-            continue
-        target = _REFERENCE_DB + targets.get(part.role, -6.0)
-        gain_db = max(-_MAX_GAIN_DB, min(_MAX_GAIN_DB, target - level))
-        stem *= np.float32(10 ** (gain_db / 20))
-        mix += stem
-        del stem
-    checkpoint(1.0)
-    return mix
+def needs_highpass(part: Part, lowest_key: int | None) -> bool:
+    """Whether the part reaches low enough for the bus high-pass to matter."""
+    if part.is_drums:
+        return True
+    return lowest_key is not None and lowest_key < _HIGHPASS_LOWEST_KEY
+
+
+class HighPass:
+    """The bus high-pass for one part, streamed block by block (filter state carried)."""
+
+    def __init__(self, sample_rate: int = SAMPLE_RATE, cutoff_hz: float = HIGHPASS_HZ) -> None:
+        self._sos = signal.butter(2, cutoff_hz, "highpass", fs=sample_rate, output="sos").astype(
+            np.float32
+        )
+        self._zi = np.zeros((self._sos.shape[0], 2, 2), dtype=np.float32)
+
+    def process(self, pcm: PCM) -> PCM:
+        """The next block, filtered (a new C-ordered array)."""
+        filtered, self._zi = signal.sosfilt(self._sos, pcm, axis=0, zi=self._zi)
+        # sosfilt hands back a transposed view; one copy here saves one in every consumer.
+        return np.ascontiguousarray(filtered, dtype=np.float32)

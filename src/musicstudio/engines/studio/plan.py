@@ -1,115 +1,53 @@
-"""Prompt -> plan: genre, tempo, key, instruments and structure, chosen with a seeded generator.
+"""Prompt -> plan: genre, tempo, key, instruments and form, chosen with a seeded generator.
 
 The plan is everything the composer needs and everything worth recording in the recipe.
 All randomness comes from ``random.Random`` instances derived from the seed, so the same
-prompt and seed always give the same plan.
+prompt and seed always give the same plan. Precedence for each decision: a continued
+track's recipe, then what the prompt says, then the genre's defaults drawn by the seed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
-import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
-from musicstudio.engines.studio.genres import (
-    GENRES,
-    GENRES_BY_KEY,
-    GM_NAMES,
-    INSTRUMENT_WORDS,
-    MELODY_CENTER,
-    Genre,
+from musicstudio.engines.studio.form import Section, plan_form
+from musicstudio.engines.studio.genres import Genre
+from musicstudio.engines.studio.grooves import grooves_for
+from musicstudio.engines.studio.prompt import (
+    MAX_TEMPO,
+    MIN_TEMPO,
+    PromptCues,
+    default_genre,
+    mentions,
+    normalise_text,
+    parse_prompt,
 )
-from musicstudio.engines.studio.theory import Mode, key_name, parse_note_name
+from musicstudio.engines.studio.prompt_continuation import Carried, next_chord_index, read_recipe
+from musicstudio.engines.studio.prompt_instruments import DRUM_CHANNEL, Part, choose_parts
+from musicstudio.engines.studio.theory import Mode, is_minor_like, key_name
 
-DRUM_CHANNEL = 9
-MIN_TEMPO = 40
-MAX_TEMPO = 220
+__all__ = [
+    "DRUM_CHANNEL",
+    "MAX_TEMPO",
+    "MIN_TEMPO",
+    "TITLE_MAX",
+    "Part",
+    "Plan",
+    "derive_seed",
+    "make_plan",
+    "make_title",
+    "normalise_text",
+    "sub_rng",
+]
+
 TITLE_MAX = 80
-
-# Channel per role; drums must be on the General MIDI percussion channel.
-_CHANNELS = {"melody": 0, "chords": 1, "bass": 2, "pad": 3, "drums": DRUM_CHANNEL}
-# Channel volume (CC7) and pan (CC10) per role: melody a little right, chords left. Levels
-# between parts are set after rendering (``mix.py``), so the volumes are all equal.
-_MIX = {
-    "melody": (100, 74),
-    "chords": (100, 50),
-    "bass": (100, 64),
-    "pad": (100, 60),
-    "drums": (100, 64),
-}
-
-_MOODS: tuple[tuple[str, str], ...] = (
-    ("late night", "Late-Night"),
-    ("rainy", "Rainy"),
-    ("sunny", "Sunny"),
-    ("dreamy", "Dreamy"),
-    ("dark", "Dark"),
-    ("bright", "Bright"),
-    ("melancholic", "Melancholic"),
-    ("melancholy", "Melancholic"),
-    ("nostalgic", "Nostalgic"),
-    ("happy", "Happy"),
-    ("sad", "Sad"),
-    ("calm", "Calm"),
-    ("peaceful", "Peaceful"),
-    ("gentle", "Gentle"),
-    ("mysterious", "Mysterious"),
-    ("hopeful", "Hopeful"),
-    ("uplifting", "Uplifting"),
-    ("energetic", "Energetic"),
-    ("cozy", "Cozy"),
-    ("warm", "Warm"),
-    ("epic", "Epic"),
-)
-_MINOR_WORDS = ("sad", "dark", "melancholic", "melancholy", "moody", "mysterious", "tense")
-_MAJOR_WORDS = ("happy", "bright", "uplifting", "joyful", "sunny", "hopeful", "cheerful")
-_CALM_WORDS = ("calm", "soft", "gentle", "relaxing", "relax", "sleep", "quiet", "peaceful", "slow")
-_ENERGY_WORDS = ("energetic", "upbeat", "driving", "intense", "powerful", "fast", "hype", "epic")
-
-_BPM_RE = re.compile(r"\b(\d{2,3})\s*(?:bpm|beats per minute)\b")
-# "in D minor", "key of E flat major", "F# minor": a mode word makes any case acceptable.
-_KEY_WITH_MODE_RE = re.compile(
-    r"\b([a-g])(\s*(?:#|♯|-?\s?sharp|-?\s?flat|b|♭))?\s*(major|minor|maj|min)\b", re.IGNORECASE
-)
-# "in D", "in Eb": without a mode word only a capital letter after "in"/"key of" counts,
-# so "in a quiet room" is not read as A.
-_KEY_BARE_RE = re.compile(r"\b(?:in|key of)\s+([A-G])(#|♯|b|♭)?(?![\w'])")
-_NO_DRUMS_RE = re.compile(
-    r"\b(?:no|without|zero|minus)\s+(?:any\s+)?(?:drums?|percussion|beats?|drum\s+kit)\b"
-    r"|\bdrumless\b|\bno[\s-]drums\b"
-)
-_WITH_DRUMS_RE = re.compile(r"\bwith\s+(?:some\s+)?(?:drums|percussion|a beat|beats)\b")
-
-
-@dataclass(frozen=True)
-class Part:
-    """One instrument in the arrangement: its role, General MIDI program and mixer place."""
-
-    role: str
-    program: int
-    channel: int
-    is_drums: bool
-    volume: int
-    pan: int
-    center: int = 60
-
-    @property
-    def name(self) -> str:
-        """The General MIDI instrument name."""
-        return "Standard Drum Kit" if self.is_drums else GM_NAMES.get(self.program, "Instrument")
-
-    def as_dict(self) -> dict[str, Any]:
-        """The part as JSON-ready data for the recipe."""
-        return {
-            "role": self.role,
-            "program": self.program,
-            "name": self.name,
-            "channel": self.channel,
-            "is_drums": self.is_drums,
-        }
+INTENSITIES = ("low", "medium", "high")
+_INTENSITY_ENERGY = {"low": 0.3, "medium": 0.45, "high": 0.6}
+_INTENSITY_DENSITY = {"low": 0.8, "medium": 1.0, "high": 1.25}
 
 
 @dataclass(frozen=True)
@@ -123,38 +61,86 @@ class Plan:
     key_root: int
     key_name: str
     mode: Mode
-    progression: tuple[int, ...]
+    progression: tuple[str, ...]
     parts: tuple[Part, ...]
     energy: float
     focus: bool
     mood: str | None
     title: str
+    progressions: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    final_chord: str = "I"
+    sections: tuple[Section, ...] = ()
+    moods: tuple[str, ...] = ()
+    groove: int = 0
+    density: float = 1.0
+    motif_seed: int = 0
+    intensity: str | None = None
+    continued: bool = False
+    ending: str = "cadence"
+    cues: PromptCues | None = None
+    segment_index: int | None = None
+    session_seed: int | None = None
+    divergence: float | None = None
 
     @property
     def has_drums(self) -> bool:
         """Whether the arrangement has a drum part."""
         return any(p.is_drums for p in self.parts)
 
+    @property
+    def swing(self) -> float:
+        """Long/short ratio of swung pairs (0.5 = straight)."""
+        return self.genre.swing
+
     def part(self, role: str) -> Part | None:
         """The part playing ``role``, if the arrangement has one."""
         return next((p for p in self.parts if p.role == role), None)
 
+    def progression_named(self, name: str) -> tuple[str, ...]:
+        """The progression a section plays (``verse`` is the main one)."""
+        if name == "final":
+            return (self.final_chord,)
+        return dict(self.progressions).get(name, self.progression)
+
     def as_dict(self) -> dict[str, Any]:
-        """The plan as JSON-ready data for the render recipe."""
-        return {
+        """The plan as JSON-ready data for the render recipe (and for continuations)."""
+        data: dict[str, Any] = {
             "genre": self.genre.key,
             "genre_label": self.genre.label,
             "tempo_bpm": self.tempo_bpm,
+            "time_signature": "4/4",
             "key": self.key_name,
+            "key_root": self.key_root,
             "mode": self.mode,
             "progression": list(self.progression),
+            "progressions": {name: list(p) for name, p in self.progressions},
+            "final_chord": self.final_chord,
+            "next_progression_index": next_chord_index(self.progression, self.genre.form),
             "instruments": [p.as_dict() for p in self.parts],
             "drums": self.has_drums,
+            "groove": grooves_for(self.genre.groove)[self.groove].name,
+            "swing": self.genre.swing,
             "energy": round(self.energy, 2),
             "mood": self.mood,
+            "moods": list(self.moods),
+            "form": self.genre.form,
+            "sections": [s.as_dict() for s in self.sections],
+            "ending": self.ending,
             "focus": self.focus,
+            "intensity": self.intensity,
+            "continued": self.continued,
             "seed": self.seed,
+            "motif_seed": self.motif_seed,
         }
+        if self.cues is not None:
+            data["cues"] = self.cues.as_dict()
+        if self.segment_index is not None:
+            data["focus_segment"] = {
+                "index": self.segment_index,
+                "session_seed": self.session_seed,
+                "divergence": self.divergence,
+            }
+        return data
 
 
 def derive_seed(job_id: str) -> int:
@@ -168,120 +154,83 @@ def sub_rng(seed: int, purpose: str) -> random.Random:
     return random.Random(f"musicstudio-studio/{seed}/{purpose}")
 
 
-def normalise_text(text: str) -> str:
-    """Lower-case with hyphens/underscores as spaces, so "Lo-Fi" and "lo fi" match alike."""
-    return re.sub(r"\s+", " ", re.sub(r"[-_/]", " ", text.lower())).strip()
-
-
-def _find(word: str, text: str) -> int:
-    match = re.search(r"(?<![\w])" + re.escape(word) + r"(?![\w])", text)
-    return match.start() if match else -1
-
-
-def choose_genre(prompt: str, style_tags: Sequence[str], focus: bool) -> Genre:
-    """The genre whose keywords the prompt and tags mention most (tags count double)."""
-    text = normalise_text(prompt)
-    tags = normalise_text(" , ".join(style_tags))
-    best: tuple[float, int, int] | None = None
-    chosen: Genre | None = None
-    for order, genre in enumerate(GENRES):
-        score = 0.0
-        first = 10**6
-        for words, weight in ((genre.keywords, 1.0), (genre.hints, 0.4)):
-            for word in words:
-                pos = _find(word, text)
-                if pos >= 0:
-                    score += weight
-                    first = min(first, pos)
-                if _find(word, tags) >= 0:
-                    score += 2 * weight
-                    first = min(first, -1)
-        if score <= 0:
-            continue
-        rank = (score, -first, -order)
-        if best is None or rank > best:
-            best, chosen = rank, genre
-    if chosen is not None:
-        return chosen
-    # Focus sessions want unobtrusive music; otherwise pop is the least surprising default.
-    return GENRES_BY_KEY["lofi" if focus else "pop"]
-
-
-def _explicit_tempo(text: str) -> int | None:
-    match = _BPM_RE.search(text)
-    if match is None:
-        return None
-    return max(MIN_TEMPO, min(MAX_TEMPO, int(match.group(1))))
-
-
-def _explicit_key(prompt: str) -> tuple[int, str, Mode | None] | None:
-    match = _KEY_WITH_MODE_RE.search(prompt)
-    if match is not None:
-        pc, name = parse_note_name(match.group(1), match.group(2) or "")
-        mode: Mode = "minor" if match.group(3).lower().startswith("min") else "major"
-        return pc, name, mode
-    bare = _KEY_BARE_RE.search(prompt)
-    if bare is not None:
-        pc, name = parse_note_name(bare.group(1), bare.group(2) or "")
-        return pc, name, None
-    return None
-
-
-def _energy(text: str, focus: bool) -> float:
-    energy = 0.6
-    if any(_find(w, text) >= 0 for w in _CALM_WORDS):
-        energy = 0.35
-    if any(_find(w, text) >= 0 for w in _ENERGY_WORDS):
-        energy = 0.85
-    return energy * 0.75 if focus else energy
-
-
-def _mood(text: str) -> str | None:
-    hits = [(pos, label) for word, label in _MOODS if (pos := _find(word, text)) >= 0]
-    return min(hits)[1] if hits else None
-
-
-def _programs(genre: Genre, text: str, rng: random.Random) -> dict[str, int]:
-    programs = {
-        "chords": rng.choice(genre.chords),
-        "bass": rng.choice(genre.bass),
-        "melody": rng.choice(genre.melody),
-    }
-    if genre.pad:
-        programs["pad"] = rng.choice(genre.pad)
-    taken: set[str] = set()
-    for word, role, program in INSTRUMENT_WORDS:
-        if role in taken or _find(word, text) < 0:
-            continue
-        taken.add(role)
-        current = programs.get(role)
-        # Only override across families: "rock with guitar" keeps the overdriven guitar.
-        if current is None or current // 8 != program // 8:
-            programs[role] = program
-    return programs
-
-
-def _parts(genre: Genre, programs: dict[str, int], drums: bool) -> tuple[Part, ...]:
-    parts: list[Part] = []
-    for role in ("melody", "chords", "bass", "pad"):
-        if role not in programs:
-            continue
-        program = programs[role]
-        volume, pan = _MIX[role]
-        center = MELODY_CENTER.get(program, 72) if role == "melody" else 60
-        parts.append(Part(role, program, _CHANNELS[role], False, volume, pan, center))
-    if drums:
-        volume, pan = _MIX["drums"]
-        parts.append(Part("drums", 0, DRUM_CHANNEL, True, volume, pan))
-    return tuple(parts)
-
-
-def make_title(genre: Genre, key: str, mode: Mode, mood: str | None) -> str:
+def make_title(genre: Genre, key: str, mode: str, mood: str | None) -> str:
     """A short descriptive title such as "Rainy Lo-fi Hip Hop in D minor"."""
     label = genre.label
     if mood and mood.lower() not in label.lower():
         label = f"{mood} {label}"
     return f"{label} in {key} {mode}"[:TITLE_MAX]
+
+
+def _energy(genre: Genre, cues: PromptCues, focus: bool, intensity: str | None) -> float:
+    if focus and intensity in _INTENSITY_ENERGY:
+        return _INTENSITY_ENERGY[intensity]
+    energy = genre.energy + sum(m.energy for m in cues.moods)
+    if cues.tempo_shift is not None:
+        energy += 0.12 * cues.tempo_shift
+    if cues.structure & {"drop", "build"}:
+        energy += 0.05
+    energy = max(0.15, min(1.0, energy))
+    return energy * 0.75 if focus else energy
+
+
+def _tempo(genre: Genre, cues: PromptCues, draw: float) -> int:
+    low, high = genre.tempo
+    if cues.tempo_shift is not None:
+        shift = cues.tempo_shift
+    elif cues.moods:
+        shift = sum(m.tempo for m in cues.moods) / len(cues.moods)
+    else:
+        shift = 0.0
+    # The words say where in the range; the seed says where around that.
+    target = 0.5 + 0.45 * shift
+    position = max(0.0, min(1.0, target + (draw - 0.5) * 0.5))
+    return round(low + position * (high - low))
+
+
+def _mode(genre: Genre, cues: PromptCues, draw: float) -> Mode:
+    lean = max(-0.95, min(0.95, sum(m.minor for m in cues.moods)))
+    weighted: list[tuple[Mode, float]] = []
+    for mode, weight in genre.modes:
+        factor = 1.0 + lean if is_minor_like(mode) else 1.0 - lean
+        weighted.append((mode, max(1e-6, weight * factor)))
+    total = sum(w for _, w in weighted)
+    point = draw * total
+    for mode, weight in weighted:
+        point -= weight
+        if point <= 0:
+            return mode
+    return weighted[-1][0]
+
+
+def _rotate(progression: tuple[str, ...], by: int) -> tuple[str, ...]:
+    by %= max(1, len(progression))
+    return progression[by:] + progression[:by]
+
+
+def choose_progressions(
+    genre: Genre, mode: Mode, rng: random.Random, carried: Carried | None = None
+) -> tuple[tuple[str, ...], tuple[tuple[str, tuple[str, ...]], ...]]:
+    """The main (verse) progression and the chorus/bridge ones."""
+    pool = [tuple(p.split()) for p in genre.progressions_for(mode)]
+    verse = rng.choice(pool)
+    chorus_draw, bridge_draw = rng.random(), rng.random()
+    if carried is not None and carried.progression is not None:
+        verse = carried.progression
+    others = [p for p in pool if p != verse]
+    if genre.form == "blues":
+        chorus = bridge = verse  # every chorus of a 12-bar blues is the same form
+    else:
+        if others and chorus_draw < 0.6:
+            chorus = others[int(chorus_draw * len(others))]
+        else:
+            chorus = _rotate(verse, len(verse) // 2)
+        rest = [p for p in others if p != chorus]
+        bridge = rest[int(bridge_draw * len(rest))] if rest else _rotate(verse, 1)
+    if carried is not None:
+        chorus = carried.progressions.get("chorus", chorus)
+        bridge = carried.progressions.get("bridge", bridge)
+    return verse, (("chorus", chorus), ("bridge", bridge))
 
 
 def make_plan(
@@ -292,57 +241,64 @@ def make_plan(
     style_tags: Sequence[str] = (),
     focus: bool = False,
     title: str | None = None,
+    continuation: Mapping[str, Any] | None = None,
+    intensity: str | None = None,
 ) -> Plan:
-    """Turn a prompt (plus style tags) into a plan; the seed settles everything left open."""
-    text = normalise_text(prompt)
-    tag_text = normalise_text(" ".join(style_tags))
-    both = f"{text} {tag_text}".strip()
-    genre = choose_genre(prompt, style_tags, focus)
-    # Per-genre streams: one seed gives different keys/tempi to different genres.
+    """Turn a prompt (plus style tags) into a plan; the seed settles everything left open.
+
+    ``continuation`` is a previous track's recipe (its ``plan.as_dict()`` plus engine
+    fields): its genre, tempo, key, mode and instruments are kept and its progression
+    carries on; any field missing or unusable falls back to the prompt. ``intensity``
+    (low/medium/high) sets the energy of focus music.
+    """
+    cues = parse_prompt(prompt, style_tags)
+    carried = read_recipe(continuation)
+    genre = (carried.genre if carried else None) or cues.genre or default_genre(focus)
+    if intensity not in INTENSITIES:
+        intensity = "medium" if focus else None
     rng = sub_rng(seed, f"plan/{genre.key}")
-    energy = _energy(both, focus)
+    # Draw everything in a fixed order whether or not the prompt overrides it, so naming
+    # a key does not change which groove or melody a seed gives.
+    tempo_draw, mode_draw, root_draw = rng.random(), rng.random(), rng.randrange(12)
 
-    tempo = _explicit_tempo(text)
-    if tempo is None:
-        low, high = genre.tempo
-        span = high - low
-        if energy < 0.5:
-            high = low + span * 2 // 5
-        elif energy > 0.8:
-            low = high - span * 2 // 5
-        tempo = rng.randint(low, high)
+    tempo = (carried.tempo_bpm if carried else None) or cues.tempo_bpm
+    tempo = tempo or _tempo(genre, cues, tempo_draw)
+    mode: Mode = (carried.mode if carried else None) or cues.mode or _mode(genre, cues, mode_draw)
+    key = (carried.key if carried else None) or cues.key
+    root, name = key if key is not None else (root_draw, key_name(root_draw, mode))
 
-    explicit = _explicit_key(prompt)
-    minor_weight = genre.minor_weight
-    # A bare "minor"/"major" (no tonic named) settles the mode; mood words only lean.
-    if _find("minor", both) >= 0:
-        minor_weight = 1.0
-    elif _find("major", both) >= 0:
-        minor_weight = 0.0
-    elif any(_find(w, both) >= 0 for w in _MINOR_WORDS):
-        minor_weight = 0.9
-    elif any(_find(w, both) >= 0 for w in _MAJOR_WORDS):
-        minor_weight = 0.1
-    drawn_mode: Mode = "minor" if rng.random() < minor_weight else "major"
-    drawn_root = rng.randrange(12)
-    if explicit is not None:
-        root, name, explicit_mode = explicit
-        mode: Mode = explicit_mode or drawn_mode
-    else:
-        root, mode = drawn_root, drawn_mode
-        name = key_name(root, mode)
+    progression, progressions = choose_progressions(genre, mode, rng, carried)
+    final = genre.final_minor if is_minor_like(mode) else genre.final_major
+    energy = _energy(genre, cues, focus, intensity)
+    parts = choose_parts(genre, cues, rng, carried, focus=focus, intensity=intensity)
 
-    progressions = genre.progressions_minor if mode == "minor" else genre.progressions_major
-    progression = rng.choice(progressions)
+    variants = grooves_for(genre.groove)
+    groove = rng.randrange(len(variants))
+    # A groove named in the prompt ("trap", "two step", "boom bap", "half time") wins.
+    named_groove = [i for i, g in enumerate(variants) if mentions(g.name, cues.text)]
+    if cues.halftime:
+        named_groove += [i for i, g in enumerate(variants) if g.halftime]
+    if named_groove:
+        groove = named_groove[0]
+    density = 1.0
+    for mood in cues.moods:
+        density *= mood.density
+    density = max(0.5, min(1.4, density))
+    if focus:
+        # Focus music stays out of the way: sparse melody, busier only at high intensity.
+        density *= 0.6 * _INTENSITY_DENSITY.get(intensity or "medium", 1.0)
+    room = genre.room + sum(m.room for m in cues.moods)
+    genre = replace(genre, room=round(max(0.05, min(0.5, room)), 3))
 
-    drums = genre.drums
-    if _WITH_DRUMS_RE.search(both):
-        drums = True
-    if _NO_DRUMS_RE.search(both):
-        drums = False
-
-    programs = _programs(genre, both, rng)
-    mood = _mood(both)
+    sections = plan_form(
+        duration_seconds=duration_seconds,
+        tempo_bpm=tempo,
+        style=genre.form,
+        requested=sorted(cues.structure),
+        focus=focus,
+        continuation=carried is not None,
+    )
+    mood_label = cues.title_word
     clean_title = " ".join((title or "").split())[:TITLE_MAX]
     return Plan(
         seed=seed,
@@ -353,9 +309,20 @@ def make_plan(
         key_name=name,
         mode=mode,
         progression=progression,
-        parts=_parts(genre, programs, drums),
+        parts=parts,
         energy=energy,
         focus=focus,
-        mood=mood,
-        title=clean_title or make_title(genre, name, mode, mood),
+        mood=mood_label,
+        title=clean_title or make_title(genre, name, mode, mood_label),
+        progressions=progressions,
+        final_chord=final,
+        sections=sections,
+        moods=tuple(m.key for m in cues.moods),
+        groove=groove,
+        density=density,
+        motif_seed=(carried.motif_seed if carried and carried.motif_seed is not None else seed),
+        intensity=intensity,
+        continued=carried is not None,
+        ending="fade" if "fade" in cues.structure or focus else "cadence",
+        cues=cues,
     )

@@ -8,17 +8,14 @@ its character. Noise comes from a fixed-seed generator, so output is determinist
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from functools import lru_cache
 
 import numpy as np
-import numpy.typing as npt
 
-from musicstudio.engines.studio.audio import PCM, SAMPLE_RATE, Checkpoint, block_frames
+from musicstudio.engines.studio.audio import PCM, SAMPLE_RATE, Mono
 from musicstudio.engines.studio.compose import Arrangement, NoteEvent
-from musicstudio.engines.studio.mix import mix_parts
 from musicstudio.engines.studio.plan import Part
-
-Mono = npt.NDArray[np.float32]
 
 _NOISE_SECONDS = 3.0
 _NYQUIST_GUARD = 16000.0
@@ -142,28 +139,33 @@ def _tone(part: Part, event: NoteEvent, sample_rate: int) -> Mono:
     return _f32(out * env)
 
 
-def render_synth_part(
+def synth_part_blocks(
     arrangement: Arrangement,
     part: Part,
     total_frames: int,
-    checkpoint: Checkpoint,
+    block: int,
     sample_rate: int = SAMPLE_RATE,
-) -> PCM:
-    """Render one part with the built-in synth to float32 stereo of ``total_frames``."""
+) -> Iterator[PCM]:
+    """Render one part with the built-in synth, yielded in blocks like the SoundFont renderer.
+
+    Notes ring past block edges, so the part is summed into one full-length buffer (the
+    synth is only the fallback when no bank loads); a block is handed out as soon as no
+    note still to come starts inside it, so the caller can check for cancellation.
+    """
     out = np.zeros((total_frames, 2), dtype=np.float32)
     drum_cache: dict[int, Mono] = {}
-    block = block_frames(total_frames, sample_rate)
-    next_mark = block
     # Equal-power pan from the part's CC10 value.
     angle = (part.pan / 127.0) * math.pi / 2
     left, right = math.cos(angle), math.sin(angle)
-    for event in arrangement.events_on(part.channel):
+    done = 0  # frames handed out
+    events = sorted(arrangement.events_on(part.channel), key=lambda e: e.start)
+    for event in events:
         start = round(event.start * sample_rate)
         if start >= total_frames:
-            continue
-        while start >= next_mark:
-            checkpoint(next_mark / total_frames)
-            next_mark += block
+            break
+        while done + block <= start:
+            yield out[done : done + block]
+            done += block
         if part.is_drums:
             if event.key not in drum_cache:
                 drum_cache[event.key] = _drum(event.key, sample_rate)
@@ -174,26 +176,6 @@ def render_synth_part(
         gain = (event.velocity / 127.0) ** 1.5 * 0.3
         out[start : start + n, 0] += wave[:n] * np.float32(gain * left)
         out[start : start + n, 1] += wave[:n] * np.float32(gain * right)
-    checkpoint(1.0)
-    return out
-
-
-def render_synth(
-    arrangement: Arrangement,
-    total_frames: int,
-    checkpoint: Checkpoint,
-    sample_rate: int = SAMPLE_RATE,
-) -> PCM:
-    """Render and mix every part of the arrangement with the built-in synth."""
-
-    def one(part: Part, part_checkpoint: Checkpoint) -> PCM:
-        return render_synth_part(arrangement, part, total_frames, part_checkpoint, sample_rate)
-
-    return mix_parts(
-        arrangement.plan.parts,
-        one,
-        total_frames,
-        checkpoint,
-        dict(arrangement.plan.genre.mix_levels),
-        sample_rate,
-    )
+    while done < total_frames:
+        yield out[done : done + block]
+        done += block

@@ -1,0 +1,114 @@
+"""The composition as a Standard MIDI File (format 1), written directly as bytes.
+
+Track 0 carries the tempo, time and key signatures; then one track per part with its
+program, volume and pan and its notes on the part's own channel (drums on channel 10,
+index 9, as General MIDI requires). Times are quantised to 480 ticks per quarter note
+at the plan's tempo, the same note timing the audio was rendered from. A note struck
+again before it ends is cut at the new strike, as in the audio.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+from musicstudio.engines.studio.compose import Arrangement
+from musicstudio.engines.studio.plan import Part
+
+TICKS_PER_BEAT = 480
+_MAX_TEMPO_US = 0xFFFFFF
+
+
+def _vlq(value: int) -> bytes:
+    """A MIDI variable-length quantity."""
+    out = [value & 0x7F]
+    value >>= 7
+    while value:
+        out.append(0x80 | (value & 0x7F))
+        value >>= 7
+    return bytes(reversed(out))
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return kind + struct.pack(">I", len(data)) + data
+
+
+def _track(events: list[tuple[int, int, bytes]]) -> bytes:
+    """A track chunk from (tick, order, message) events; order breaks ties at one tick."""
+    events.sort(key=lambda e: (e[0], e[1]))
+    data = bytearray()
+    last = 0
+    for tick, _, message in events:
+        data += _vlq(tick - last) + message
+        last = tick
+    data += _vlq(0) + b"\xff\x2f\x00"  # end of track
+    return _chunk(b"MTrk", bytes(data))
+
+
+def _key_signature(root: int, mode: str) -> bytes:
+    """Key signature meta event: sharps (+) or flats (-) and major/minor."""
+    minor = "minor" in mode or mode in ("dorian", "phrygian", "aeolian", "locrian")
+    # Position on the circle of fifths of the relative major, as -7..7 (prefer flats > 6).
+    major_root = (root + 3) % 12 if minor else root
+    fifths = (major_root * 7) % 12
+    if fifths > 6:
+        fifths -= 12
+    return b"\xff\x59\x02" + struct.pack(">bB", fifths, 1 if minor else 0)
+
+
+def _part_track(arrangement: Arrangement, part: Part, seconds_to_ticks: float) -> bytes:
+    chan = part.channel & 0x0F
+    # Order at one tick: setup, then note-offs, then note-ons (so re-strikes work).
+    events: list[tuple[int, int, bytes]] = [
+        (0, 0, b"\xff\x03" + _vlq(len(part.name.encode())) + part.name.encode()),
+        (0, 0, bytes([0xC0 | chan, part.program & 0x7F])),
+        (0, 0, bytes([0xB0 | chan, 7, part.volume & 0x7F])),
+        (0, 0, bytes([0xB0 | chan, 10, part.pan & 0x7F])),
+    ]
+    notes: dict[int, list[tuple[int, int, int]]] = {}
+    for event in arrangement.events_on(part.channel):
+        if event.start >= arrangement.duration_seconds:
+            continue
+        on = round(event.start * seconds_to_ticks)
+        off = max(on + 1, round(min(event.end, arrangement.duration_seconds) * seconds_to_ticks))
+        notes.setdefault(event.key, []).append((on, off, max(1, min(127, event.velocity))))
+    for key, strikes in notes.items():
+        strikes.sort()
+        for i, (on, off, velocity) in enumerate(strikes):
+            if i + 1 < len(strikes):
+                off = max(on + 1, min(off, strikes[i + 1][0]))
+            events.append((on, 2, bytes([0x90 | chan, key & 0x7F, velocity])))
+            events.append((off, 1, bytes([0x80 | chan, key & 0x7F, 0])))
+    return _track(events)
+
+
+def midi_note_counts(arrangement: Arrangement) -> dict[str, int]:
+    """Notes written per role (those starting within the track)."""
+    counts: dict[str, int] = {}
+    for part in arrangement.plan.parts:
+        counts[part.role] = counts.get(part.role, 0) + sum(
+            1 for e in arrangement.events_on(part.channel) if e.start < arrangement.duration_seconds
+        )
+    return counts
+
+
+def write_midi(arrangement: Arrangement, path: Path) -> Path:
+    """Write the arrangement to ``path`` as a format-1 Standard MIDI File."""
+    plan = arrangement.plan
+    tempo_us = min(_MAX_TEMPO_US, round(60_000_000 / plan.tempo_bpm))
+    seconds_to_ticks = TICKS_PER_BEAT * 1_000_000 / tempo_us
+    title = plan.title.encode("utf-8")[:127]
+    conductor = _track(
+        [
+            (0, 0, b"\xff\x03" + _vlq(len(title)) + title),
+            (0, 0, b"\xff\x51\x03" + tempo_us.to_bytes(3, "big")),
+            (0, 0, b"\xff\x58\x04\x04\x02\x18\x08"),  # 4/4, metronome every quarter
+            (0, 0, _key_signature(plan.key_root, str(plan.mode))),
+        ]
+    )
+    tracks = [_part_track(arrangement, part, seconds_to_ticks) for part in plan.parts]
+    header = _chunk(b"MThd", struct.pack(">HHH", 1, 1 + len(tracks), TICKS_PER_BEAT))
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_bytes(header + conductor + b"".join(tracks))
+    tmp.replace(path)
+    return path

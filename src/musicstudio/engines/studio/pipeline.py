@@ -1,0 +1,319 @@
+"""From an arrangement to files: render parts, mix, master, encode the master and its stems.
+
+Stages, each streamed block by block so that only the mix is ever held whole:
+
+1. **render** each part (one synth instance per part), high-pass it if it reaches into
+   the sub-bass, measure its level and park it on disk (``stems.SpillFile``);
+2. **mix**: read the parts back, each times its role's gain, into the mix buffer;
+3. **master** the mix in place (``master.master_mix``): room reverb (parked as the
+   ``room`` stem), fades, compression, limiting, loudness; it returns the gain envelope;
+4. **encode** the master and every stem (part x mix gain x envelope) in one pass, and
+   write the composition as MIDI.
+
+Every stage reports progress through a ``Checkpoint`` (which also raises on cancel) and,
+for the benchmark, its wall time through an optional ``StageTimer``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from musicstudio.engines.studio.audio import (
+    PCM,
+    SAMPLE_RATE,
+    Checkpoint,
+    block_frames,
+    spans,
+)
+from musicstudio.engines.studio.blocks_dynamics import knot_frames
+from musicstudio.engines.studio.compose import Arrangement
+from musicstudio.engines.studio.encode import (
+    Block,
+    EncodedAudio,
+    Output,
+    OutputFormat,
+    encode_outputs,
+    stem_format,
+)
+from musicstudio.engines.studio.master import (
+    CEILING_DBFS,
+    LOSSY_CEILING_DBFS,
+    MasterReport,
+    fade_out_seconds,
+    master_mix,
+)
+from musicstudio.engines.studio.midi import write_midi
+from musicstudio.engines.studio.mix import HighPass, LevelMeter, needs_highpass, part_gain_db
+from musicstudio.engines.studio.plan import Part
+from musicstudio.engines.studio.stems import (
+    ROOM_STEM,
+    SpillFile,
+    Stem,
+    stem_blocks,
+    stem_envelope,
+    stem_keys,
+)
+
+# Render one part: (part, total frames, block frames) -> its blocks, in order (the
+# renderer may reuse one buffer for all of them).
+PartSource = Callable[[Part, int, int], Iterator[PCM]]
+
+# Progress bands (0-99 overall is the engine's; these are fractions of the pipeline).
+_RENDER = (0.0, 0.45)
+_MIX = (0.45, 0.49)
+_MASTER = (0.49, 0.61)
+_ENCODE = (0.61, 1.0)
+
+
+class SourceFailed(Exception):
+    """The renderer rejected its bank mid-render (the engine then tries the next bank)."""
+
+
+class StageTimer:
+    """Wall time per stage, for the benchmark (a render never needs one)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time the enclosed block and add it to ``name``."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+
+@dataclass
+class PipelineResult:
+    """The master, stems and MIDI written into the work directory, and the facts."""
+
+    master: EncodedAudio
+    stems: dict[str, EncodedAudio]
+    midi_path: Path
+    report: MasterReport
+    stems_recipe: list[dict[str, Any]] = field(default_factory=list)
+    ceiling_dbfs: float = CEILING_DBFS
+
+
+def _band(checkpoint: Checkpoint, band: tuple[float, float]) -> Checkpoint:
+    lo, hi = band
+    return lambda fraction: checkpoint(lo + (hi - lo) * max(0.0, min(1.0, fraction)))
+
+
+def _lowest_key(arrangement: Arrangement, part: Part) -> int | None:
+    keys = [e.key for e in arrangement.events_on(part.channel)]
+    return min(keys) if keys else None
+
+
+class _Files:
+    """Everything this render created, so a failure or a cancel can remove it all."""
+
+    def __init__(self) -> None:
+        self.spills: list[SpillFile] = []
+        self.outputs: list[Path] = []
+
+    def remove_spills(self) -> None:
+        for spill in self.spills:
+            spill.remove()
+
+    def remove_all(self) -> None:
+        self.remove_spills()
+        for path in self.outputs:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def _render_parts(
+    arrangement: Arrangement,
+    source: PartSource,
+    files: _Files,
+    work_dir: Path,
+    name: str,
+    frames: int,
+    block: int,
+    checkpoint: Checkpoint,
+    timer: StageTimer,
+) -> list[Stem]:
+    parts = arrangement.plan.parts
+    levels: Mapping[str, float] = dict(getattr(arrangement.plan.genre, "mix_levels", ()))
+    r = knot_frames(SAMPLE_RATE)
+    synth_seconds = 0.0
+    stems: list[Stem] = []
+    count = max(1, len(parts))
+    for index, (part, key) in enumerate(zip(parts, stem_keys(parts), strict=True)):
+        spill = SpillFile(work_dir, f"{name}-{key}", r)
+        files.spills.append(spill)
+        meter = LevelMeter(SAMPLE_RATE)
+        highpass = (
+            HighPass(SAMPLE_RATE) if needs_highpass(part, _lowest_key(arrangement, part)) else None
+        )
+        done = 0
+        try:
+            blocks = source(part, frames, block)
+            while done < frames:
+                # The synthesiser's own time, apart from what is done with its output.
+                started = time.perf_counter()
+                pcm = next(blocks)
+                synth_seconds += time.perf_counter() - started
+                out = highpass.process(pcm) if highpass is not None else pcm
+                spill.write(out)
+                meter.add(out)
+                done += out.shape[0]
+                checkpoint((index + done / frames) / count)
+        except RuntimeError as exc:  # tinysoundfont rejecting a bank it parsed
+            raise SourceFailed(str(exc)) from exc
+        spill.finish()
+        level = meter.level_db()
+        stems.append(
+            Stem(
+                key=key,
+                spill=spill,
+                part=part,
+                gain_db=part_gain_db(part, level, levels),
+                level_db=level,
+                highpassed=highpass is not None,
+            )
+        )
+    timer.seconds["synthesis"] = timer.seconds.get("synthesis", 0.0) + synth_seconds
+    return stems
+
+
+def _mix(stems: list[Stem], frames: int, block: int, checkpoint: Checkpoint) -> PCM:
+    mix = np.zeros((frames, 2), dtype=np.float32)
+    audible = [s for s in stems if s.gain > 0]
+    for index, stem in enumerate(audible):
+        gain = np.float32(stem.gain)
+        for (start, end), raw in zip(spans(frames, block), stem.spill.blocks(block), strict=True):
+            np.multiply(raw, gain, out=raw)  # the read buffer is ours to reuse
+            mix[start:end] += raw
+            checkpoint((index + end / frames) / len(audible))
+    return mix
+
+
+def _stem_recipe(stem: Stem, fmt: OutputFormat, path: Path) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "name": stem.key,
+        "role": stem.part.role if stem.part else ROOM_STEM,
+        "file": path.name,
+        "format": fmt.key,
+        "mix_gain_db": None if stem.gain_db is None else round(stem.gain_db, 2),
+        "level_db": None if stem.level_db is None else round(stem.level_db, 2),
+        "highpassed": stem.highpassed,
+        "safety_limit_db": round(stem.safety_db, 2),
+    }
+    if stem.part is not None:
+        entry.update(program=stem.part.program, instrument=stem.part.name)
+    entry["peak_dbfs"] = stem.info.get("peak_dbfs")
+    return entry
+
+
+def run_pipeline(
+    arrangement: Arrangement,
+    source: PartSource,
+    *,
+    work_dir: Path,
+    name: str,
+    fmt: OutputFormat,
+    duration_seconds: float,
+    checkpoint: Checkpoint,
+    timer: StageTimer | None = None,
+) -> PipelineResult:
+    """Render, mix, master and encode ``arrangement`` into ``work_dir``.
+
+    Files are named ``<name>.<ext>``, ``<name>.<stem>.<ext>`` and ``<name>.mid``. On any
+    failure (including a cancel raised by ``checkpoint``) every file made here is removed.
+    """
+    timer = timer or StageTimer()
+    frames = round(duration_seconds * SAMPLE_RATE)
+    block = block_frames(frames, SAMPLE_RATE)
+    ceiling = LOSSY_CEILING_DBFS if fmt.lossy else CEILING_DBFS
+    files = _Files()
+    try:
+        with timer.stage("render"):
+            stems = _render_parts(
+                arrangement,
+                source,
+                files,
+                work_dir,
+                name,
+                frames,
+                block,
+                _band(checkpoint, _RENDER),
+                timer,
+            )
+        with timer.stage("mix"):
+            mix = _mix(stems, frames, block, _band(checkpoint, _MIX))
+        wet = float(getattr(arrangement.plan.genre, "room", 0.2))
+        room: SpillFile | None = None
+        if wet > 0:
+            room = SpillFile(work_dir, f"{name}-{ROOM_STEM}", knot_frames(SAMPLE_RATE))
+            files.spills.append(room)
+        ending = str(getattr(arrangement.plan, "ending", "cadence"))
+        with timer.stage("master"):
+            mastered = master_mix(
+                mix,
+                SAMPLE_RATE,
+                room=wet,
+                fade_out_s=fade_out_seconds(duration_seconds, ending),
+                checkpoint=_band(checkpoint, _MASTER),
+                room_sink=room.write if room is not None else None,
+                ceiling_dbfs=ceiling,
+            )
+        if room is not None:
+            room.finish()
+            stems.append(Stem(key=ROOM_STEM, spill=room, gain_db=0.0))
+        threshold = 10 ** (ceiling / 20) * 0.995
+        for stem in stems:
+            stem.envelope, stem.safety_db = stem_envelope(
+                stem, mastered.envelope, threshold, SAMPLE_RATE
+            )
+
+        def master_blocks() -> Iterator[Block]:
+            for start, end in spans(frames, block):
+                yield mix[start:end]
+
+        stem_fmt = stem_format(fmt.key)
+        master_path = work_dir / f"{name}.{fmt.extension}"
+        outputs = [Output(master_path, fmt, master_blocks)]
+        for stem in stems:
+            path = work_dir / f"{name}.{stem.key}.{stem_fmt.extension}"
+
+            def blocks(stem: Stem = stem) -> Iterator[Block]:
+                return stem_blocks(stem, stem.envelope or mastered.envelope, block)
+
+            outputs.append(Output(path, stem_fmt, blocks))
+        files.outputs.extend(o.path for o in outputs)
+        seconds: list[float] = []
+        encoded = encode_outputs(
+            outputs, SAMPLE_RATE, duration_seconds, _band(checkpoint, _ENCODE), seconds
+        )
+        timer.seconds["encode_master"] = seconds[0]
+        timer.seconds["encode_stems"] = sum(seconds[1:])
+        midi_path = work_dir / f"{name}.mid"
+        files.outputs.append(midi_path)
+        with timer.stage("midi"):
+            write_midi(arrangement, midi_path)
+        files.remove_spills()
+    except BaseException:
+        files.remove_all()
+        raise
+    return PipelineResult(
+        master=encoded[0],
+        stems={stem.key: enc for stem, enc in zip(stems, encoded[1:], strict=True)},
+        midi_path=midi_path,
+        report=mastered.report,
+        stems_recipe=[
+            _stem_recipe(stem, stem_fmt, enc.path)
+            for stem, enc in zip(stems, encoded[1:], strict=True)
+        ],
+        ceiling_dbfs=ceiling,
+    )
