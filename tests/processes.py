@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -70,3 +70,24 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> int:
             proc.kill()
             proc.wait()
     return int(proc.returncode)
+
+
+def answers(url: str) -> bool:
+    """True when ``url`` answers 200 (a server that is up)."""
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def wait_for_job(http: Any, job_id: str, timeout: float = 120) -> dict[str, Any]:
+    """Poll ``GET /generations/{job_id}`` through ``http`` until the job is terminal."""
+    terminal = ("succeeded", "failed", "cancelled", "refused")
+
+    def finished() -> dict[str, Any] | None:
+        job: dict[str, Any] = http.get(f"/generations/{job_id}").json()
+        return job if job["status"] in terminal else None
+
+    return wait_for(finished, timeout, f"job {job_id} to finish")

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from musicstudio.queue import CRASH_MESSAGE
-from tests.processes import cli_env, free_port, start_cli, stop, wait_for
+from tests.processes import answers, cli_env, free_port, start_cli, stop, wait_for, wait_for_job
 
 pytestmark = pytest.mark.e2e
 
@@ -68,7 +68,7 @@ def test_native_crash_fails_one_job_after_retries_not_the_service(tmp_path: Path
         org = re.search(r"MUSICSTUDIO_ORG=(org_\w+)", text)
         key = re.search(r"MUSICSTUDIO_API_KEY=(msk_\w{40})", text)
         assert org and key
-        wait_for(lambda: _answers(f"{base}/healthz"), 60, "the API")
+        wait_for(lambda: answers(f"{base}/healthz"), 60, "the API")
         http = httpx.Client(
             base_url=f"{base}/v1/music/{org.group(1)}", headers={"X-API-Key": key.group(1)}
         )
@@ -78,15 +78,7 @@ def test_native_crash_fails_one_job_after_retries_not_the_service(tmp_path: Path
         job = http.post(
             "/generations", json={"engine": "crashy", "prompt": "boom", "duration_seconds": 2}
         ).json()
-        done = wait_for(
-            lambda: (
-                (j := http.get(f"/generations/{job['id']}").json())["status"]
-                in ("failed", "succeeded")
-                and j
-            ),
-            120,
-            "the crashing job to fail",
-        )
+        done = wait_for_job(http, job["id"])
         assert done["status"] == "failed"
         assert done["error_message"] == CRASH_MESSAGE
         assert done["progress"] < 100
@@ -95,24 +87,9 @@ def test_native_crash_fails_one_job_after_retries_not_the_service(tmp_path: Path
         ok = http.post(
             "/generations", json={"engine": "studio", "prompt": "calm piano", "duration_seconds": 2}
         ).json()
-        after = wait_for(
-            lambda: (
-                (j := http.get(f"/generations/{ok['id']}").json())["status"]
-                in ("failed", "succeeded")
-                and j
-            ),
-            120,
-            "a normal job after the crashes",
-        )
+        after = wait_for_job(http, ok["id"])
         assert after["status"] == "succeeded"
         http.close()
     finally:
         stop(server)
     assert log.read_text().count("exited with -6") >= 3, "three attempts, three crashes"
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False

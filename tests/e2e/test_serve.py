@@ -12,7 +12,16 @@ import httpx
 import pytest
 import soundfile as sf
 
-from tests.processes import cli_env, free_port, run_cli, start_cli, stop, wait_for
+from tests.processes import (
+    answers,
+    cli_env,
+    free_port,
+    run_cli,
+    start_cli,
+    stop,
+    wait_for,
+    wait_for_job,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -63,15 +72,7 @@ def test_serve_end_to_end(tmp_path: Path) -> None:
         )
         assert created.status_code == 202, created.text
         job_id = created.json()["id"]
-        job = wait_for(
-            lambda: (
-                (j := http.get(f"/generations/{job_id}").json())["status"]
-                in ("succeeded", "failed")
-                and j
-            ),
-            120,
-            "the job to finish",
-        )
+        job = wait_for_job(http, job_id)
         assert job["status"] == "succeeded", job
         listed = http.get("/generations", params={"status": "succeeded", "limit": 20}).json()
         assert [j["id"] for j in listed["jobs"]] == [job_id]
@@ -100,15 +101,7 @@ def test_serve_end_to_end(tmp_path: Path) -> None:
             "/generations",
             json={"engine": "studio", "prompt": "short jazz piano", "duration_seconds": 2},
         ).json()
-        done = wait_for(
-            lambda: (
-                (j := http.get(f"/generations/{second['id']}").json())["status"]
-                in ("succeeded", "failed")
-                and j
-            ),
-            120,
-            "the job after the restart",
-        )
+        done = wait_for_job(http, second["id"])
         assert done["status"] == "succeeded"
 
         cancelled = http.post(f"/generations/{second['id']}/cancel").json()
@@ -134,18 +127,11 @@ def test_second_start_does_not_print_a_new_key(tmp_path: Path) -> None:
         log = tmp_path / f"serve{attempt}.log"
         server = start_cli(["serve", "--port", str(port), "--workers", "0"], env, log)
         try:
-            wait_for(lambda url=health: _answers(url), 60, "the API to answer")
+            wait_for(lambda url=health: answers(url), 60, "the API to answer")
         finally:
             assert stop(server) == 0, "SIGTERM stops serve cleanly"
         printed = "MUSICSTUDIO_API_KEY=" in log.read_text()
         assert printed == (attempt == 0)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def test_workers_exit_when_serve_is_killed(tmp_path: Path) -> None:
@@ -154,7 +140,7 @@ def test_workers_exit_when_serve_is_killed(tmp_path: Path) -> None:
     server = start_cli(["serve", "--port", str(port), "--workers", "2"], env, tmp_path / "s.log")
     try:
         workers = wait_for(lambda: len(c := _children(server.pid)) == 2 and c, 60, "two workers")
-        wait_for(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), 60, "the API to answer")
+        wait_for(lambda: answers(f"http://127.0.0.1:{port}/healthz"), 60, "the API to answer")
     finally:
         server.send_signal(signal.SIGKILL)
         server.wait()
