@@ -314,3 +314,25 @@ def test_spill_round_trips(tmp_path: Path) -> None:
     assert float(peaks.max()) == float(np.abs(audio).max())
     spill.remove()
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("root", "mode", "sharps", "minor"),
+    [
+        (0, "major", 0, 0),  # C major
+        (9, "minor", 0, 1),  # A minor
+        (4, "dorian", 2, 1),  # E dorian: D major's two sharps
+        (7, "mixolydian", 0, 0),  # G mixolydian: C major's none
+        (5, "lydian", 0, 0),  # F lydian: C major
+        (2, "minor", -1, 1),  # D minor: one flat
+        (10, "major", -2, 0),  # Bb major: two flats
+        (11, "phrygian", 1, 1),  # B phrygian: G major's one sharp
+    ],
+)
+def test_midi_key_signature_follows_the_mode(root: int, mode: str, sharps: int, minor: int) -> None:
+    from musicstudio.engines.studio.midi import _key_signature
+
+    event = _key_signature(root, mode)
+    assert event[:3] == b"\xff\x59\x02"
+    assert int.from_bytes(event[3:4], "big", signed=True) == sharps
+    assert event[4] == minor

@@ -45,11 +45,26 @@ def _track(events: list[tuple[int, int, bytes]]) -> bytes:
     return _chunk(b"MTrk", bytes(data))
 
 
+_PARENT_MAJOR_OFFSET = {
+    "major": 0,
+    "ionian": 0,
+    "dorian": 2,
+    "phrygian": 4,
+    "lydian": 5,
+    "mixolydian": 7,
+    "minor": 9,
+    "aeolian": 9,
+    "locrian": 11,
+}
+
+
 def _key_signature(root: int, mode: str) -> bytes:
     """Key signature meta event: sharps (+) or flats (-) and major/minor."""
     minor = "minor" in mode or mode in ("dorian", "phrygian", "aeolian", "locrian")
-    # Position on the circle of fifths of the relative major, as -7..7 (prefer flats > 6).
-    major_root = (root + 3) % 12 if minor else root
+    # A mode shares its accidentals with its parent major scale, this many semitones below
+    # the tonic (E dorian -> D major, two sharps; G mixolydian -> C major, none).
+    major_root = (root - _PARENT_MAJOR_OFFSET.get(mode, 9 if minor else 0)) % 12
+    # Position on the circle of fifths, as -5..6 (flats preferred past six sharps).
     fifths = (major_root * 7) % 12
     if fifths > 6:
         fifths -= 12
