@@ -169,7 +169,7 @@ def admin_list_keys(
     org: Annotated[str, typer.Option("--org", help="Organization id (org_...)")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
-    """An organization's API keys, by prefix (msk_XXXXXXXX...)."""
+    """An organization's API keys, shown by prefix (msk_ and 8 characters), never whole."""
     keys = asyncio.run(_with_context(lambda ctx: accounts.list_keys(ctx, org)))
     rows = [
         {
