@@ -165,12 +165,23 @@ class StudioEngine:
         """Plan, compose, render, master and encode one track (and its stems and MIDI)."""
         return self.render_timed(request, progress, cancelled, None)
 
+    def render_plan(
+        self, request: RenderRequest, plan: Plan, progress: ProgressFn, cancelled: CancelledFn
+    ) -> RenderResult:
+        """Render a plan made elsewhere, e.g. a focus-session segment from
+        ``focus.plan_focus_segment``; ``request`` gives the job id, work dir and format."""
+        if round(plan.duration_seconds) != request.duration_seconds:
+            raise RenderError("The plan and the request disagree on the duration.")
+        return self.render_timed(request, progress, cancelled, None, plan=plan)
+
     def render_timed(
         self,
         request: RenderRequest,
         progress: ProgressFn,
         cancelled: CancelledFn,
         timer: StageTimer | None,
+        *,
+        plan: Plan | None = None,
     ) -> RenderResult:
         """``render``, recording each stage's wall time in ``timer`` (for the benchmark)."""
         self._validate(request)
@@ -178,7 +189,7 @@ class StudioEngine:
         tracker = _Progress(progress, cancelled)
         tracker.report(0)
         with timer.stage("compose"):
-            plan = self.plan(request)
+            plan = plan or self.plan(request)
             arrangement = compose_plan(plan)
         tracker.report(_PLAN_DONE)
 

@@ -48,6 +48,7 @@ CEILING_DBFS = -1.0
 # Lossy encoders add up to ~0.6 dB of overshoot; this keeps decoded MP3 peaks near -1 dBFS.
 LOSSY_CEILING_DBFS = -1.5
 FADE_IN_SECONDS = 0.01
+FOCUS_FADE_SECONDS = 0.5
 ROOM_IR_SECONDS = 1.2  # the tail is 50 dB down by then
 ROOM_FFT_SIZE = 1 << 18
 _TOLERANCE_LU = 0.2
@@ -82,6 +83,17 @@ class Mastered:
 
     report: MasterReport
     envelope: Envelope
+
+
+def fade_seconds(
+    duration_seconds: float, ending: str = "cadence", *, focus: bool = False
+) -> tuple[float, float]:
+    """(fade-in, fade-out). Focus music is made to be crossfaded with the next segment: its
+    softness is composed in, so both ends get the same short fade and no long fade to silence
+    (a player's crossfade over the last seconds then meets equal levels on both sides)."""
+    if focus:
+        return FOCUS_FADE_SECONDS, FOCUS_FADE_SECONDS
+    return FADE_IN_SECONDS, fade_out_seconds(duration_seconds, ending)
 
 
 def fade_out_seconds(duration_seconds: float, ending: str = "cadence") -> float:
@@ -253,6 +265,7 @@ def master_mix(
     room: float,
     fade_out_s: float,
     checkpoint: Checkpoint,
+    fade_in_s: float = FADE_IN_SECONDS,
     room_sink: RoomSink | None = None,
     target_lufs: float = TARGET_LUFS,
     ceiling_dbfs: float = CEILING_DBFS,
@@ -281,7 +294,7 @@ def master_mix(
 
     powers = analysis.meter.span_powers()
     compression = compressor_gain(powers, sample_rate, r)
-    fades = fade_gain(frames, r, sample_rate, FADE_IN_SECONDS, fade_out_s)
+    fades = fade_gain(frames, r, sample_rate, fade_in_s, fade_out_s)
     solver = _GainSolver(
         powers,
         analysis.peaks(),

@@ -46,7 +46,7 @@ from musicstudio.engines.studio.master import (
     CEILING_DBFS,
     LOSSY_CEILING_DBFS,
     MasterReport,
-    fade_out_seconds,
+    fade_seconds,
     master_mix,
 )
 from musicstudio.engines.studio.midi import write_midi
@@ -258,12 +258,16 @@ def run_pipeline(
             room = SpillFile(work_dir, f"{name}-{ROOM_STEM}", knot_frames(SAMPLE_RATE))
             files.spills.append(room)
         ending = str(getattr(arrangement.plan, "ending", "cadence"))
+        fade_in_s, fade_out_s = fade_seconds(
+            duration_seconds, ending, focus=bool(getattr(arrangement.plan, "focus", False))
+        )
         with timer.stage("master"):
             mastered = master_mix(
                 mix,
                 SAMPLE_RATE,
                 room=wet,
-                fade_out_s=fade_out_seconds(duration_seconds, ending),
+                fade_in_s=fade_in_s,
+                fade_out_s=fade_out_s,
                 checkpoint=_band(checkpoint, _MASTER),
                 room_sink=room.write if room is not None else None,
                 ceiling_dbfs=ceiling,
