@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
 
 _PREFIX = "MUSICSTUDIO_"
+T = TypeVar("T", int, float)
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -16,22 +19,12 @@ def _env(name: str, default: str | None = None) -> str | None:
     return value if value not in (None, "") else default
 
 
-def _env_int(name: str, default: int) -> int:
+def _env_number(name: str, default: T, parse: Callable[[str], T]) -> T:
     raw = _env(name)
     if raw is None:
         return default
     try:
-        return int(raw)
-    except ValueError as exc:
-        raise ValueError(f"{_PREFIX}{name} must be an integer, got {raw!r}") from exc
-
-
-def _env_float(name: str, default: float) -> float:
-    raw = _env(name)
-    if raw is None:
-        return default
-    try:
-        return float(raw)
+        return parse(raw)
     except ValueError as exc:
         raise ValueError(f"{_PREFIX}{name} must be a number, got {raw!r}") from exc
 
@@ -93,11 +86,11 @@ def load_settings() -> Settings:
         database_url=database_url,
         storage_url=storage_url,
         public_url=(_env("PUBLIC_URL") or "").rstrip("/") or None,
-        playback_ttl_seconds=_env_int("PLAYBACK_TTL_SECONDS", 900),
-        workers=_env_int("WORKERS", 2),
-        lease_seconds=_env_int("LEASE_SECONDS", 30),
-        max_attempts=_env_int("MAX_ATTEMPTS", 3),
-        poll_seconds=_env_float("POLL_SECONDS", 0.5),
+        playback_ttl_seconds=_env_number("PLAYBACK_TTL_SECONDS", 900, int),
+        workers=_env_number("WORKERS", 2, int),
+        lease_seconds=_env_number("LEASE_SECONDS", 30, int),
+        max_attempts=_env_number("MAX_ATTEMPTS", 3, int),
+        poll_seconds=_env_number("POLL_SECONDS", 0.5, float),
         soundfont=_env("SOUNDFONT"),
         policy_file=_env("POLICY_FILE"),
         secret_key=_load_or_create_secret(data_dir),

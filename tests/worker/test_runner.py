@@ -38,7 +38,7 @@ async def _submit(
 ) -> str:
     req = NewGeneration(engine=engine, prompt="upbeat house groove", duration_seconds=duration)
     result = await generations.create_job(ctx, _principal(caller), req, None, "http://t")
-    return str(result.job["id"])
+    return str(result["id"])
 
 
 async def test_worker_renders_stores_and_completes(ctx: ServiceContext, alice: Caller) -> None:

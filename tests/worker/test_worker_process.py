@@ -52,7 +52,7 @@ def test_killed_worker_job_is_finished_by_another_exactly_once(
             principal = Principal(issued["organization_id"], issued["user_id"], "k")
             req = NewGeneration(engine="studio", prompt="slow ambient pads", duration_seconds=240)
             result = await generations.create_job(ctx, principal, req, None, "http://t")
-            return str(result.job["id"])
+            return str(result["id"])
         finally:
             await ctx.close()
 

@@ -36,8 +36,3 @@ def create_app(settings: Settings | None = None, ctx: ServiceContext | None = No
     for module in (health, engines, generations, media):
         app.include_router(module.router)
     return app
-
-
-def create_default_app() -> FastAPI:
-    """Factory for ``uvicorn --factory``: settings from the environment."""
-    return create_app()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from musicstudio.api.context import get_context
@@ -18,7 +18,6 @@ _bearer = HTTPBearer(auto_error=False)
 
 
 async def current_principal(
-    request: Request,
     ctx: Annotated[ServiceContext, Depends(get_context)],
     api_key: Annotated[str | None, Depends(_api_key_header)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -29,9 +28,7 @@ async def current_principal(
         raise AuthenticationRequired(
             "Authentication is required: send your API key in X-API-Key or Authorization: Bearer."
         )
-    principal = await accounts.authenticate(ctx, key.strip())
-    request.state.principal = principal
-    return principal
+    return await accounts.authenticate(ctx, key.strip())
 
 
 async def org_principal(

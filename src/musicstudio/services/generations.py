@@ -47,20 +47,14 @@ class NewGeneration:
         return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-@dataclass(frozen=True)
-class CreateResult:
-    job: dict[str, Any]
-    replayed: bool
-
-
 def _validate_against_engine(ctx: ServiceContext, req: NewGeneration) -> None:
     engine = ctx.engines.get(req.engine)
-    if engine is None or not engine.capabilities().enabled:
+    caps = engine.capabilities() if engine is not None else None
+    if caps is None or not caps.enabled:
         known = ", ".join(ctx.engines.keys()) or "none"
         raise ValidationFailed.field(
             "engine", f"unknown engine {req.engine!r} (available: {known})"
         )
-    caps = engine.capabilities()
     errors: list[dict[str, str]] = []
     if req.duration_seconds > caps.max_duration_seconds:
         errors.append(
@@ -93,7 +87,7 @@ def _validate_against_engine(ctx: ServiceContext, req: NewGeneration) -> None:
 
 async def _replay(
     ctx: ServiceContext, principal: Principal, existing: RowMapping, fingerprint: str, base_url: str
-) -> CreateResult:
+) -> dict[str, Any]:
     if existing["request_fingerprint"] != fingerprint:
         raise IdempotencyKeyReused(
             "This Idempotency-Key was already used with a different request body.",
@@ -101,8 +95,7 @@ async def _replay(
                 "errors": [{"field": "idempotency_key", "message": "reused with a different body"}]
             },
         )
-    job = await get_job(ctx, principal, existing["id"], base_url)
-    return CreateResult(job=job, replayed=True)
+    return await get_job(ctx, principal, existing["id"], base_url)
 
 
 async def create_job(
@@ -111,7 +104,7 @@ async def create_job(
     req: NewGeneration,
     idempotency_key: str | None,
     base_url: str,
-) -> CreateResult:
+) -> dict[str, Any]:
     """Create a job (queued, or refused by the content policy); replays an idempotent repeat."""
     _validate_against_engine(ctx, req)
     if req.seed_track_id is not None:
@@ -174,7 +167,7 @@ async def create_job(
         if existing is None:
             raise
         return await _replay(ctx, principal, existing, fingerprint, base_url)
-    return CreateResult(job={**job_view(values), "recipe": None}, replayed=False)
+    return {**job_view(values), "recipe": None}
 
 
 def playback_ttl(ctx: ServiceContext, duration_seconds: float) -> int:

@@ -70,8 +70,8 @@ async def create_generation(
         output_format=body.output_format,
     )
     key = idempotency_key if idempotency_key is not None else body.idempotency_key
-    result = await generations.create_job(ctx, principal, req, key, base_url(request))
-    return _json(result.job, status_code=202)
+    job = await generations.create_job(ctx, principal, req, key, base_url(request))
+    return _json(job, status_code=202)
 
 
 @router.get("/{job_id}", response_model=JobDetailOut, responses=ERROR_RESPONSES)
