@@ -412,12 +412,15 @@ from musicstudio.engines.studio.encode import FORMATS
 from musicstudio.engines.studio.pipeline import run_pipeline
 from musicstudio.engines.studio.plan import make_plan
 from musicstudio.engines.studio.render import render_part_blocks
+from musicstudio.engines.studio.sf2_layout import layout_for
 bank = bank_mod.identify_bank(bank_mod.bundled_bank_path(), "bundled")
 arrangement = compose(make_plan("jazz trio in G minor", seed=77, duration_seconds=3))
 def source(part, frames, block):
     font = bank_mod.open_font(bank)
     return render_part_blocks(
-        arrangement, part, font, bank_mod.output_mode_stereo(), frames, block
+        arrangement, part, font, bank_mod.output_mode_stereo(), frames, block,
+        layout=layout_for(bank.path), clone=lambda: bank_mod.open_font(bank),
+        bank_id=str(bank.path),
     )
 done = run_pipeline(
     arrangement, source, work_dir=Path(WORK), name="digest", fmt=FORMATS["wav"],

@@ -8,8 +8,7 @@ from typing import Any
 
 from musicstudio.engines.base import RenderResult
 from musicstudio.storage.base import Storage, StorageError
-
-MIDI_MIME_TYPE = "audio/midi"
+from musicstudio.storage.media_types import media_type
 
 
 @dataclass
@@ -33,16 +32,17 @@ def upload_render(
         stored.keys.append(stored.master_key)
         for name, path in sorted(result.stems.items()):
             key = f"{base}/stems/{name}{path.suffix}"
-            size = storage.put_file(key, path, result.mime_type)
+            mime_type = media_type(path)
+            size = storage.put_file(key, path, mime_type)
             stored.keys.append(key)
             stored.stems[name] = {
                 "storage_key": key,
-                "mime_type": result.mime_type,
+                "mime_type": mime_type,
                 "size_bytes": size,
             }
         if result.midi_path is not None:
             stored.midi_key = f"{base}.mid"
-            storage.put_file(stored.midi_key, result.midi_path, MIDI_MIME_TYPE)
+            storage.put_file(stored.midi_key, result.midi_path, media_type(stored.midi_key))
             stored.keys.append(stored.midi_key)
     except StorageError:
         delete_objects(storage, stored.keys)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import PurePosixPath
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
@@ -11,17 +10,9 @@ from fastapi.responses import FileResponse
 from musicstudio.api.context import Context
 from musicstudio.errors import NotFound, SignatureInvalid
 from musicstudio.storage.base import StorageError
+from musicstudio.storage.media_types import media_type
 
 router = APIRouter(tags=["media"])
-
-MEDIA_TYPES = {
-    ".mp3": "audio/mpeg",
-    ".flac": "audio/flac",
-    ".ogg": "audio/ogg",
-    ".opus": "audio/ogg",
-    ".wav": "audio/wav",
-    ".mid": "audio/midi",
-}
 
 
 @router.api_route("/media/{key:path}", methods=["GET", "HEAD"], include_in_schema=False)
@@ -38,8 +29,8 @@ async def get_media(
         raise NotFound("Media not found.") from exc
     if not path.is_file():
         raise NotFound("Media not found.")
-    media_type = MEDIA_TYPES.get(PurePosixPath(key).suffix, "application/octet-stream")
+    content_type = media_type(key)
     max_age = max(0, int(expires) - int(time.time()))
     return FileResponse(
-        path, media_type=media_type, headers={"Cache-Control": f"private, max-age={max_age}"}
+        path, media_type=content_type, headers={"Cache-Control": f"private, max-age={max_age}"}
     )

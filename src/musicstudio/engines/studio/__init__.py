@@ -40,9 +40,11 @@ from musicstudio.engines.studio.pipeline import (
 )
 from musicstudio.engines.studio.plan import Part, Plan, derive_seed, make_plan
 from musicstudio.engines.studio.render import render_part_blocks
+from musicstudio.engines.studio.sf2_layout import layout_for
 from musicstudio.engines.studio.soundfont import (
     SYSTEM_BANKS,
     Bank,
+    TsfFont,
     candidate_banks,
     open_font,
     output_mode_stereo,
@@ -317,12 +319,27 @@ class StudioEngine:
 def _font_source(arrangement: Arrangement, bank: Bank) -> PartSource:
     mode = output_mode_stereo()
 
-    def blocks(part: Part, frames: int, block: int) -> Iterator[PCM]:
-        # Each part gets its own clone; the parsed bank is shared and cached.
+    layout = layout_for(bank.path) if bank.path is not None else None
+
+    def clone() -> TsfFont:
+        # Each part gets its own clones; the parsed bank is shared and cached.
         font = open_font(bank)
         if font is None:  # only if the cache were cleared mid-render
             raise SourceFailed("the SoundFont could not be loaded")
-        return render_part_blocks(arrangement, part, font, mode, frames, block)
+        return font
+
+    def blocks(part: Part, frames: int, block: int) -> Iterator[PCM]:
+        return render_part_blocks(
+            arrangement,
+            part,
+            clone(),
+            mode,
+            frames,
+            block,
+            layout=layout,
+            clone=clone,
+            bank_id=str(bank.path),
+        )
 
     return blocks
 

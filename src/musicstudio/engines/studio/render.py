@@ -9,14 +9,25 @@ thread). One part is rendered at a time, one block at a time, so memory stays fl
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
 from musicstudio.engines.studio.audio import PCM, SAMPLE_RATE
 from musicstudio.engines.studio.compose import Arrangement
+from musicstudio.engines.studio.notecache import (
+    DRUM_HOLD_QUANTUM_S,
+    HOLD_QUANTUM_S,
+    Note,
+    NoteCache,
+    NoteRenderer,
+    cached_blocks,
+    pair_notes,
+    split_notes,
+)
 from musicstudio.engines.studio.plan import Part
+from musicstudio.engines.studio.sf2_layout import SoundFontLayout
 from musicstudio.engines.studio.soundfont import TsfFont
 
 MAX_VOICES = 256
@@ -100,15 +111,88 @@ def render_part_blocks(
     total_frames: int,
     block: int,
     sample_rate: int = SAMPLE_RATE,
+    *,
+    layout: SoundFontLayout | None = None,
+    clone: Callable[[], TsfFont] | None = None,
+    bank_id: str = "",
 ) -> Iterator[PCM]:
     """Yield one part's audio as float32 stereo blocks of ``block`` frames (last one shorter).
 
-    The same buffer is reused for every block: a consumer must copy what it keeps.
+    With the bank's ``layout`` and a ``clone`` factory, repeated notes are rendered once
+    (``notecache``); without them every note is stepped through ``font``. The same buffer
+    is reused for every block: a consumer must copy what it keeps.
     """
+    events = midi_events(arrangement, total_frames, sample_rate, part.channel)
+    bank, program = preset_for(font, part)
+    preset_layout = layout.preset(bank, program) if layout is not None else None
+    if preset_layout is None or clone is None:
+        yield from _stepped_blocks(
+            events, part, font, output_mode, total_frames, block, sample_rate
+        )
+        return
+    cached, stepped = split_notes(pair_notes(events), preset_layout, sample_rate)
+
+    def make_font() -> TsfFont:
+        fresh = clone()
+        fresh.set_output(output_mode, sample_rate, 0.0)
+        fresh.set_max_voices(MAX_VOICES)
+        setup_channel(fresh, part)
+        return fresh
+
+    quantum = DRUM_HOLD_QUANTUM_S if part.is_drums else HOLD_QUANTUM_S
+    cache = NoteCache(
+        NoteRenderer(make_font, part.channel, sample_rate, bank_id),
+        preset_layout,
+        (bank, program),
+        round(quantum * sample_rate),
+    )
+    direct = (
+        _stepped_blocks(
+            _note_events(stepped, part.channel),
+            part,
+            font,
+            output_mode,
+            total_frames,
+            block,
+            sample_rate,
+        )
+        if stepped
+        else None
+    )
+    buffer = np.empty((block, 2), dtype=np.float32)
+    for start, end, ring in cached_blocks(cached, cache, total_frames, block, sample_rate):
+        if direct is not None:
+            out = next(direct)
+        else:
+            out = buffer[: end - start]
+            out.fill(0.0)
+        ring.take(start, out)
+        yield out
+
+
+def _note_events(notes: list[Note], channel: int) -> list[MidiEvent]:
+    events: list[MidiEvent] = []
+    for on, off, key, velocity in notes:
+        events.append((on, 1, channel, key, velocity))
+        if off is not None:
+            events.append((off, 0, channel, key, 0))
+    events.sort()
+    return events
+
+
+def _stepped_blocks(
+    events: list[MidiEvent],
+    part: Part,
+    font: TsfFont,
+    output_mode: Any,
+    total_frames: int,
+    block: int,
+    sample_rate: int,
+) -> Iterator[PCM]:
+    """Step the synthesiser through ``events``, rendering exactly up to each one."""
     font.set_output(output_mode, sample_rate, 0.0)
     font.set_max_voices(MAX_DRUM_VOICES if part.is_drums else MAX_VOICES)
     setup_channel(font, part)
-    events = midi_events(arrangement, total_frames, sample_rate, part.channel)
     buffer = np.empty((block, 2), dtype=np.float32)
     index = 0
     for start in range(0, total_frames, block):
