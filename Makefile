@@ -28,7 +28,8 @@ test: install
 
 bench: install
 	$(BIN)/python bench/list_jobs.py
-	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/engine.py --rounds 3
+	$(BIN)/python bench/engine.py --durations 60 --all-genres --rounds 3
 
 lint: install
 	$(BIN)/ruff check .

@@ -4,10 +4,11 @@ Each case (bank x prompt x duration x format) runs in a fresh Python process: it
 the bank, does a 2 s warm-up render (so imports and first-call costs are not counted),
 then times one full render through ``StudioEngine.render_timed`` and reports
 
-* the real-time factor (track seconds / wall seconds) end to end and per stage:
-  compose (plan + notes), synthesis (tinysoundfont alone), render (synthesis plus each
-  part's high-pass, level meter and parking), mix, master, encode of the master, encode
-  of the stems, MIDI;
+* the real-time factor (track seconds / wall seconds) end to end -- request to a
+  master and MIDI ready to publish, what a job waits for -- then with the stems the
+  worker writes after publishing, and per stage: compose (plan + notes), synthesis
+  (tinysoundfont and the note cache), render (synthesis plus each part's high-pass,
+  level meter and parking), mix, master, encode of the master, encode of the stems;
 * the process's peak resident memory (``VmHWM``), which includes the warm-up.
 
 Banks: TimGM6mb (inside pretty_midi, the pip-only default) always; FluidR3_GM when
@@ -15,9 +16,10 @@ Banks: TimGM6mb (inside pretty_midi, the pip-only default) always; FluidR3_GM wh
 The MP3 encoder is ``lameenc`` when installed, else libsndfile's: the table says which.
 Results: a Markdown table on stdout and JSON in ``bench/results/engine-<UTC time>.json``.
 
-    .venv/bin/python bench/engine.py                  # 30, 60, 300 s; two prompts (~2 min)
+    .venv/bin/python bench/engine.py                  # 30, 60, 300 s; four prompts
     .venv/bin/python bench/engine.py --quick          # smoke run: one prompt, 10 and 30 s
     .venv/bin/python bench/engine.py --durations 60 --rounds 3 --formats mp3 flac
+    .venv/bin/python bench/engine.py --durations 60 --all-genres --rounds 3
 """
 
 from __future__ import annotations
@@ -39,6 +41,24 @@ BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
 FLUIDR3 = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 PROMPTS = ("lo-fi hip hop for studying", "energetic rock anthem")
+# One prompt per genre the engine knows (``--all-genres``), for the 60 s table.
+GENRE_PROMPTS = (
+    "lo-fi hip hop for studying",
+    "boom bap hip hop beat",
+    "calm ambient soundscape",
+    "deep house groove",
+    "dark techno",
+    "drum and bass",
+    "synthwave night drive",
+    "happy pop song",
+    "energetic rock anthem",
+    "smooth jazz",
+    "slow blues",
+    "solo piano",
+    "epic cinematic orchestral",
+    "acoustic folk",
+    "funk groove",
+)
 CASE_TIMEOUT_S = 900
 
 
@@ -62,7 +82,7 @@ def _peak_rss_mb() -> float:
 def run_case(case: dict[str, Any]) -> dict[str, Any]:
     """Warm up, then time one render; runs inside the per-case subprocess."""
     from musicstudio.config import load_settings
-    from musicstudio.engines.base import RenderRequest
+    from musicstudio.engines.base import RenderRequest, finish_stems
     from musicstudio.engines.studio import StudioEngine
     from musicstudio.engines.studio.encode import mp3_encoder
     from musicstudio.engines.studio.pipeline import StageTimer
@@ -83,14 +103,17 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
         )
         return engine.render_timed(request, lambda p: None, lambda: False, timer)
 
-    render("warmup", 2, None)
+    finish_stems(render("warmup", 2, None))
     timer = StageTimer()
     started = time.perf_counter()
     result = render("timed", case["duration"], timer)
-    total = time.perf_counter() - started
+    total = time.perf_counter() - started  # the master (and MIDI) ready to publish
+    finish_stems(result)  # what the worker does after publishing
+    with_stems = time.perf_counter() - started
     return {
         **case,
         "total_s": total,
+        "with_stems_s": with_stems,
         "stages_s": timer.seconds,
         "peak_rss_mb": _peak_rss_mb(),
         "soundfont": result.recipe["soundfont"],
@@ -132,7 +155,7 @@ def _rtf(duration: float, seconds: float | None) -> str:
 def markdown(results: list[dict[str, Any]]) -> str:
     """The results as a Markdown table (median run of each case)."""
     head = (
-        "| bank | prompt | fmt | track s | wall s | end to end | without stem encoding "
+        "| bank | prompt | fmt | track s | master ready s | **end to end** | with stems "
         "| compose | synthesis | render | mix | master | enc. master | enc. stems | stems "
         "| peak RSS MB |"
     )
@@ -144,7 +167,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
         rows.append(
             f"| {r['soundfont']} | {r['prompt']} | {r['format']} | {r['duration']} "
             f"| {r['total_s']:.2f} | **{_rtf(d, r['total_s'])}** "
-            f"| {_rtf(d, r['total_s'] - st.get('encode_stems', 0.0))} | "
+            f"| {_rtf(d, r['with_stems_s'])} | "
             + " | ".join(
                 _rtf(d, st.get(k)) for k in ("compose", "synthesis", "render", "mix", "master")
             )
@@ -190,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="one prompt, 10 and 30 s")
     parser.add_argument("--durations", type=int, nargs="+", default=[30, 60, 300])
     parser.add_argument("--prompts", nargs="+", default=list(PROMPTS))
+    parser.add_argument(
+        "--all-genres", action="store_true", help="one prompt per genre (with --durations)"
+    )
     parser.add_argument("--formats", nargs="+", default=["mp3"])
     parser.add_argument("--rounds", type=int, default=1, help="fresh processes per case")
     args = parser.parse_args(argv)
@@ -199,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     durations, prompts = args.durations, args.prompts
+    if args.all_genres:
+        prompts = list(GENRE_PROMPTS)
     if args.quick:
         durations, prompts = [10, 30], prompts[:1]
     banks = ["TimGM6mb"]

@@ -11,7 +11,7 @@ import numpy.typing as npt
 import soundfile as sf
 
 from musicstudio.config import Settings
-from musicstudio.engines.base import RenderRequest, RenderResult
+from musicstudio.engines.base import RenderRequest, RenderResult, finish_stems
 from musicstudio.engines.studio import StudioEngine
 from tests.conftest import make_settings
 
@@ -38,5 +38,6 @@ def run_render(engine: StudioEngine, request: RenderRequest) -> Rendered:
     """Render with a recording progress callback and decode the file back."""
     progress: list[int] = []
     result = engine.render(request, progress.append, lambda: False)
+    finish_stems(result)  # what a worker does once the master is published
     audio, rate = sf.read(str(result.audio_path), dtype="float32", always_2d=True)
     return Rendered(result, audio, rate, progress)

@@ -17,7 +17,7 @@ import json, sys
 from pathlib import Path
 import soundfile as sf
 from musicstudio.config import load_settings
-from musicstudio.engines.base import RenderRequest
+from musicstudio.engines.base import RenderRequest, finish_stems
 from musicstudio.engines.studio import StudioEngine
 
 engine = StudioEngine(load_settings(), system_banks=())
@@ -26,6 +26,7 @@ request = RenderRequest(
     work_dir=Path(sys.argv[1]), seed=1, output_format="flac",
 )
 result = engine.render(request, lambda p: None, lambda: False)
+finish_stems(result)
 status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
 print(json.dumps({
     "peak_kib": int(status["VmHWM"].split()[0]),

@@ -426,7 +426,8 @@ done = run_pipeline(
     arrangement, source, work_dir=Path(WORK), name="digest", fmt=FORMATS["wav"],
     duration_seconds=3.0, checkpoint=lambda f: None,
 )
-paths = [done.master.path, *(s.path for s in done.stems.values()), done.midi_path]
+stems = done.stems.encode()
+paths = [done.master.path, *(s.path for s in stems.values()), done.midi_path]
 print(hashlib.sha256(b"".join(p.read_bytes() for p in paths)).hexdigest())
 """
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import soundfile as sf
 from sqlalchemy import select
 
+from musicstudio import queue
 from musicstudio.db.tables import tracks
 from musicstudio.engines.base import (
     CancelledFn,
+    DeferredStems,
     EngineCapabilities,
     Licence,
     ProgressFn,
@@ -20,6 +23,7 @@ from musicstudio.engines.base import (
     RenderResult,
 )
 from musicstudio.engines.registry import EngineRegistry
+from musicstudio.queue import Outcome
 from musicstudio.services import generations
 from musicstudio.services.context import ServiceContext
 from musicstudio.services.generations import NewGeneration
@@ -227,3 +231,99 @@ async def test_seed_track_recipe_reaches_the_engine(ctx: ServiceContext, alice: 
     [request] = recorder.requests
     assert request.continuation == track.recipe
     assert request.continuation and request.continuation["engine"] == "studio"
+
+
+class _StemsLater(_Recorder):
+    """Succeeds with a master and deferred stems whose writing may fail."""
+
+    def __init__(self, key: str, audio: Path, *, stems_fail: bool) -> None:
+        super().__init__(key, audio)
+        self.stems_fail = stems_fail
+        self.made = 0
+        self.discarded = 0
+
+    def render(
+        self, request: RenderRequest, progress: ProgressFn, cancelled: CancelledFn
+    ) -> RenderResult:
+        result = super().render(request, progress, cancelled)
+
+        def make() -> dict[str, Path]:
+            self.made += 1
+            if self.stems_fail:
+                raise OSError("disk full")
+            stem = request.work_dir / "bass.flac"
+            stem.write_bytes(b"fLaC-not-really")
+            return {"bass": stem}
+
+        def discard() -> None:
+            self.discarded += 1
+
+        result.deferred_stems = DeferredStems(("bass",), make, discard)
+        return result
+
+
+async def _master_path(ctx: ServiceContext, alice: Caller) -> Path:
+    first = await _submit(ctx, alice)
+    assert await Worker(ctx).run_once()
+    row = await job_row(ctx, first)
+    async with ctx.db.read() as conn:
+        key = (
+            await conn.execute(
+                select(tracks.c.storage_key).where(tracks.c.id == row["result_track_id"])
+            )
+        ).scalar_one()
+    return ctx.storage.path_for(key)
+
+
+async def _track_of(ctx: ServiceContext, job_id: str) -> Any:
+    async with ctx.db.read() as conn:
+        return (await conn.execute(select(tracks).where(tracks.c.job_id == job_id))).one()
+
+
+async def test_deferred_stems_are_attached_after_the_job_succeeds(
+    ctx: ServiceContext, alice: Caller
+) -> None:
+    engine = _StemsLater("later", await _master_path(ctx, alice), stems_fail=False)
+    ctx = _with_engines(ctx, engine)
+    job_id = await _submit(ctx, alice, engine="later")
+    assert await Worker(ctx).run_once()
+    assert (await job_row(ctx, job_id))["status"] == "succeeded"
+    track = await _track_of(ctx, job_id)
+    assert engine.made == 1 and engine.discarded == 0
+    assert set(track.stems) == {"bass"}
+    stem = track.stems["bass"]
+    assert stem["mime_type"] == "audio/flac"
+    assert ctx.storage.path_for(stem["storage_key"]).read_bytes() == b"fLaC-not-really"
+
+
+async def test_failed_deferred_stems_leave_a_published_track_without_stems(
+    ctx: ServiceContext, alice: Caller
+) -> None:
+    engine = _StemsLater("broken-stems", await _master_path(ctx, alice), stems_fail=True)
+    ctx = _with_engines(ctx, engine)
+    job_id = await _submit(ctx, alice, engine="broken-stems")
+    assert await Worker(ctx).run_once()
+    row = await job_row(ctx, job_id)
+    assert row["status"] == "succeeded" and row["attempt"] == 1, "the job is not retried"
+    track = await _track_of(ctx, job_id)
+    assert engine.made == 1 and not track.stems
+    assert ctx.storage.path_for(track.storage_key).is_file()
+    assert not list(ctx.storage.root.rglob(f"{track.id}/stems/*")), "no half-stored stems"
+    assert not any(Worker(ctx).work_root.iterdir()), "work dir cleaned"
+
+
+async def test_deferred_stems_are_discarded_when_the_job_does_not_succeed(
+    ctx: ServiceContext, alice: Caller, monkeypatch: Any
+) -> None:
+    engine = _StemsLater("dropped", await _master_path(ctx, alice), stems_fail=False)
+    ctx = _with_engines(ctx, engine)
+    job_id = await _submit(ctx, alice, engine="dropped")
+
+    async def cancelled_meanwhile(*args: object, **kwargs: object) -> Outcome:
+        return Outcome.CANCELLED
+
+    monkeypatch.setattr(queue, "complete_job", cancelled_meanwhile)
+    assert await Worker(ctx).run_once()
+    assert engine.made == 0 and engine.discarded == 1
+    async with ctx.db.read() as conn:
+        assert (await conn.execute(select(tracks).where(tracks.c.job_id == job_id))).first() is None

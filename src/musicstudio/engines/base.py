@@ -92,6 +92,22 @@ class RenderRequest:
 
 
 @dataclass
+class DeferredStems:
+    """Stems an engine writes after the master is published.
+
+    Encoding one file per part can take longer than everything else in a render, so an
+    engine may return its stems unencoded: ``names`` says which will come, ``make()``
+    writes them into the request's work dir and returns name -> file, ``discard()`` frees
+    what they would be made from. Callers run exactly one of the two, once, from the
+    thread of their choice, before the work dir is removed (``finish_stems`` does this).
+    """
+
+    names: tuple[str, ...]
+    make: Callable[[], dict[str, Path]]
+    discard: Callable[[], None]
+
+
+@dataclass
 class RenderResult:
     """What a render produced: a master file inside ``request.work_dir`` and its facts."""
 
@@ -101,10 +117,27 @@ class RenderResult:
     title: str
     licence: Licence
     recipe: dict[str, Any] = field(default_factory=dict)
-    # Each part on its own (name -> file in work_dir, same format as the master), if the
-    # engine makes stems; and the composition as a Standard MIDI File, if it has one.
+    # Each part on its own (name -> file in work_dir), if the engine makes stems; and the
+    # composition as a Standard MIDI File, if it has one.
     stems: dict[str, Path] = field(default_factory=dict)
     midi_path: Path | None = None
+    # Stems still to be written (see ``DeferredStems``); ``stems`` holds the ready ones.
+    deferred_stems: DeferredStems | None = None
+
+
+def finish_stems(result: RenderResult) -> dict[str, Path]:
+    """Write any deferred stems into ``result.stems`` and return them all."""
+    deferred, result.deferred_stems = result.deferred_stems, None
+    if deferred is not None:
+        result.stems.update(deferred.make())
+    return result.stems
+
+
+def discard_stems(result: RenderResult) -> None:
+    """Free deferred stems that will not be written (a cancelled or failed publication)."""
+    deferred, result.deferred_stems = result.deferred_stems, None
+    if deferred is not None:
+        deferred.discard()
 
 
 @runtime_checkable

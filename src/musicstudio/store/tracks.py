@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import RowMapping, select
+from sqlalchemy import RowMapping, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from musicstudio.db.tables import tracks
@@ -37,3 +37,9 @@ async def get_track_recipe(
     )
     recipe = result.scalar_one_or_none()
     return dict(recipe) if isinstance(recipe, dict) else None
+
+
+async def attach_stems(conn: AsyncConnection, track_id: str, stems: dict[str, Any]) -> bool:
+    """Record stems written after the track was published; False if the track is gone."""
+    result = await conn.execute(update(tracks).where(tracks.c.id == track_id).values(stems=stems))
+    return bool(result.rowcount)

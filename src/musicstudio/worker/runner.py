@@ -16,13 +16,20 @@ from typing import Any
 
 from musicstudio import ids, queue
 from musicstudio.clock import utcnow
-from musicstudio.engines.base import RenderCancelled, RenderError, RenderRequest, RenderResult
+from musicstudio.engines.base import (
+    RenderCancelled,
+    RenderError,
+    RenderRequest,
+    RenderResult,
+    discard_stems,
+    finish_stems,
+)
 from musicstudio.queue import Lease, Outcome
 from musicstudio.services.context import ServiceContext
 from musicstudio.storage.base import StorageError
-from musicstudio.store.tracks import get_track_recipe
+from musicstudio.store.tracks import attach_stems, get_track_recipe
 from musicstudio.worker.attempt import AttemptState
-from musicstudio.worker.upload import StoredRender, delete_objects, upload_render
+from musicstudio.worker.upload import StoredRender, delete_objects, upload_render, upload_stems
 
 log = logging.getLogger("musicstudio.worker")
 
@@ -102,19 +109,28 @@ class Worker:
         work_dir = self.work_root / f"{lease.job_id}-{lease.attempt}"
         state = AttemptState(asyncio.get_running_loop())
         keeper = asyncio.create_task(self._keep_lease(lease, state))
+        published: tuple[str, RenderResult] | None = None
         try:
-            await self._render_and_finish(lease, state, work_dir)
+            published = await self._render_and_finish(lease, state, work_dir)
         finally:
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper
-            shutil.rmtree(work_dir, ignore_errors=True)
+            try:
+                if published is not None:
+                    # The job is done and its track playable; stems follow (no lease needed).
+                    await self._store_stems(lease, *published)
+            finally:
+                shutil.rmtree(work_dir, ignore_errors=True)
 
-    async def _render_and_finish(self, lease: Lease, state: AttemptState, work_dir: Path) -> None:
+    async def _render_and_finish(
+        self, lease: Lease, state: AttemptState, work_dir: Path
+    ) -> tuple[str, RenderResult] | None:
+        """Render and publish; (track id, result) when the job succeeded."""
         engine = self.ctx.engines.get(lease.engine)
         if engine is None:
             await self._fail(lease, "This engine is not available any more.", retryable=False)
-            return
+            return None
         await asyncio.to_thread(work_dir.mkdir, parents=True, exist_ok=True)
         request = _render_request(lease, work_dir, await self._continuation(lease))
         try:
@@ -124,19 +140,28 @@ class Worker:
                 async with self.ctx.db.write() as conn:
                     await queue.mark_cancelled(conn, lease, utcnow())
             log.info("job %s stopped (cancelled=%s)", lease.job_id, state.cancel_requested)
-            return
+            return None
         except RenderError as exc:
             await self._fail(lease, str(exc), retryable=False)
-            return
+            return None
         except Exception:
             log.exception("job %s attempt %d: engine error", lease.job_id, lease.attempt)
             await self._fail(lease, GENERIC_FAILURE, retryable=True)
-            return
+            return None
         # An engine that cannot sing makes instrumental tracks, whatever was asked.
         instrumental = request.instrumental or not engine.capabilities().supports_vocals
-        await self._store_result(lease, result, instrumental)
+        track_id: str | None = None
+        try:
+            track_id = await self._store_result(lease, result, instrumental)
+        finally:
+            if track_id is None:
+                discard_stems(result)
+        return None if track_id is None else (track_id, result)
 
-    async def _store_result(self, lease: Lease, result: RenderResult, instrumental: bool) -> None:
+    async def _store_result(
+        self, lease: Lease, result: RenderResult, instrumental: bool
+    ) -> str | None:
+        """Upload and complete the job; the new track's id if the job succeeded."""
         track_id = ids.new_id(ids.TRACK)
         storage = self.ctx.storage
         try:
@@ -144,7 +169,7 @@ class Worker:
         except StorageError:
             log.exception("job %s: upload failed", lease.job_id)
             await self._fail(lease, STORAGE_FAILURE, retryable=True)
-            return
+            return None
         now = utcnow()
         track = _track_values(lease, result, track_id, stored, now, instrumental)
         try:
@@ -153,10 +178,42 @@ class Worker:
         except Exception:
             await asyncio.to_thread(delete_objects, storage, stored.keys)
             raise
+        log.info("job %s attempt %d: %s", lease.job_id, lease.attempt, outcome.value)
         if outcome is not Outcome.SUCCEEDED:
             # Nobody will ever point at these objects: a cancelled or stolen attempt.
             await asyncio.to_thread(delete_objects, storage, stored.keys)
-        log.info("job %s attempt %d: %s", lease.job_id, lease.attempt, outcome.value)
+            return None
+        return track_id
+
+    async def _store_stems(self, lease: Lease, track_id: str, result: RenderResult) -> None:
+        """Write, upload and attach stems the engine deferred. A failure here costs the
+        track its stems only: the job has succeeded and the master is published."""
+        if result.deferred_stems is None:
+            return
+        storage = self.ctx.storage
+        started = time.monotonic()
+        try:
+            files = await asyncio.to_thread(finish_stems, result)
+            stored = await asyncio.to_thread(upload_stems, storage, lease.org_id, track_id, files)
+        except Exception:
+            log.exception("job %s: stems could not be written or stored", lease.job_id)
+            return
+        try:
+            async with self.ctx.db.write() as conn:
+                attached = await attach_stems(conn, track_id, stored.stems)
+        except Exception:
+            log.exception("job %s: stems could not be recorded", lease.job_id)
+            attached = False
+        if not attached:
+            log.warning("job %s: track %s is gone; its stems are removed", lease.job_id, track_id)
+            await asyncio.to_thread(delete_objects, storage, stored.keys)
+            return
+        log.info(
+            "job %s: %d stems stored in %.2f s",
+            lease.job_id,
+            len(stored.stems),
+            time.monotonic() - started,
+        )
 
     async def _continuation(self, lease: Lease) -> dict[str, Any] | None:
         """The recipe of the track this job continues (``seed_track_id``), if any."""

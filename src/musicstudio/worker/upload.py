@@ -1,9 +1,10 @@
-"""Put a finished render (master, stems, MIDI) into storage, all or nothing."""
+"""Put a finished render (master, stems, MIDI) into storage, all or nothing per step."""
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from musicstudio.engines.base import RenderResult
@@ -23,23 +24,14 @@ class StoredRender:
 def upload_render(
     storage: Storage, org_id: str, track_id: str, result: RenderResult
 ) -> StoredRender:
-    """Store every file of ``result`` under the track's prefix; on failure remove the ones
-    already written and raise StorageError (nothing half-stored stays behind)."""
-    base = f"tracks/{org_id}/{track_id}"
+    """Store the master, the ready stems and the MIDI under the track's prefix; on failure
+    remove the ones already written and raise StorageError (nothing half-stored stays)."""
+    base = _prefix(org_id, track_id)
     stored = StoredRender(master_key=f"{base}{result.audio_path.suffix}", size_bytes=0)
     try:
         stored.size_bytes = storage.put_file(stored.master_key, result.audio_path, result.mime_type)
         stored.keys.append(stored.master_key)
-        for name, path in sorted(result.stems.items()):
-            key = f"{base}/stems/{name}{path.suffix}"
-            mime_type = media_type(path)
-            size = storage.put_file(key, path, mime_type)
-            stored.keys.append(key)
-            stored.stems[name] = {
-                "storage_key": key,
-                "mime_type": mime_type,
-                "size_bytes": size,
-            }
+        _put_stems(storage, base, result.stems, stored)
         if result.midi_path is not None:
             stored.midi_key = f"{base}.mid"
             storage.put_file(stored.midi_key, result.midi_path, media_type(stored.midi_key))
@@ -48,6 +40,32 @@ def upload_render(
         delete_objects(storage, stored.keys)
         raise
     return stored
+
+
+def upload_stems(
+    storage: Storage, org_id: str, track_id: str, stems: dict[str, Path]
+) -> StoredRender:
+    """Store stems written after the master (``master_key`` stays empty); all or nothing."""
+    stored = StoredRender(master_key="", size_bytes=0)
+    try:
+        _put_stems(storage, _prefix(org_id, track_id), stems, stored)
+    except StorageError:
+        delete_objects(storage, stored.keys)
+        raise
+    return stored
+
+
+def _prefix(org_id: str, track_id: str) -> str:
+    return f"tracks/{org_id}/{track_id}"
+
+
+def _put_stems(storage: Storage, base: str, stems: dict[str, Path], stored: StoredRender) -> None:
+    for name, path in sorted(stems.items()):
+        key = f"{base}/stems/{name}{path.suffix}"
+        mime_type = media_type(path)
+        size = storage.put_file(key, path, mime_type)
+        stored.keys.append(key)
+        stored.stems[name] = {"storage_key": key, "mime_type": mime_type, "size_bytes": size}
 
 
 def delete_objects(storage: Storage, keys: list[str]) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from musicstudio.config import Settings
 from musicstudio.engines.base import (
     CancelledFn,
+    DeferredStems,
     EngineCapabilities,
     ProgressFn,
     RenderCancelled,
@@ -28,7 +29,7 @@ from musicstudio.engines.base import (
 from musicstudio.engines.studio.audio import PCM, Checkpoint
 from musicstudio.engines.studio.compose import Arrangement
 from musicstudio.engines.studio.compose import compose as compose_plan
-from musicstudio.engines.studio.encode import FORMATS, EncodeError, mp3_encoder, stem_format
+from musicstudio.engines.studio.encode import FORMATS, EncodeError, mp3_encoder
 from musicstudio.engines.studio.master import SilentAudio
 from musicstudio.engines.studio.midi import midi_note_counts
 from musicstudio.engines.studio.pipeline import (
@@ -57,7 +58,7 @@ __all__ = ["ENGINE_VERSION", "StudioEngine"]
 log = logging.getLogger(__name__)
 
 ENGINE_KEY = "studio"
-ENGINE_VERSION = "2.0.0"
+ENGINE_VERSION = "2.1.0"
 MAX_DURATION_SECONDS = 600
 
 # Progress: planning and composing, then the pipeline (the service reports 100 itself
@@ -247,8 +248,8 @@ class StudioEngine:
                 "rounds": report.rounds,
             },
             encoder=mp3_encoder() if fmt.key == "mp3" else "libsndfile",
-            stems=done.stems_recipe,
-            stems_format=stem_format(fmt.key).key,
+            stems=done.stems.recipe(),
+            stems_format=done.stems.fmt.key,
             # Stems carry their mix gain and the master's whole gain envelope (gain,
             # fades, compression, limiting): summed, they give the master back.
             stems_sum="master",
@@ -265,8 +266,12 @@ class StudioEngine:
             title=plan.title,
             licence=bank.licence,
             recipe=recipe,
-            stems={key: enc.path for key, enc in done.stems.items()},
             midi_path=done.midi_path,
+            deferred_stems=DeferredStems(
+                names=tuple(done.stems.names),
+                make=lambda: {key: enc.path for key, enc in done.stems.encode().items()},
+                discard=done.stems.discard,
+            ),
         )
 
     def _validate(self, request: RenderRequest) -> None:

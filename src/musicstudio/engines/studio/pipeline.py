@@ -7,8 +7,9 @@ Stages, each streamed block by block so that only the mix is ever held whole:
 2. **mix**: read the parts back, each times its role's gain, into the mix buffer;
 3. **master** the mix in place (``master.master_mix``): room reverb (parked as the
    ``room`` stem), fades, compression, limiting, loudness; it returns the gain envelope;
-4. **encode** the master and every stem (part x mix gain x envelope) in one pass, and
-   write the composition as MIDI.
+4. **encode** the master and write the composition as MIDI;
+5. later (``PendingStems.encode``, once the master is published), encode every stem
+   (part x mix gain x envelope).
 
 Every stage reports progress through a ``Checkpoint`` (which also raises on cancel) and,
 for the benchmark, its wall time through an optional ``StageTimer``.
@@ -19,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from musicstudio.engines.studio.audio import (
     block_frames,
     spans,
 )
-from musicstudio.engines.studio.blocks_dynamics import knot_frames
+from musicstudio.engines.studio.blocks_dynamics import Envelope, knot_frames
 from musicstudio.engines.studio.compose import Arrangement
 from musicstudio.engines.studio.encode import (
     Block,
@@ -66,10 +67,10 @@ from musicstudio.engines.studio.stems import (
 PartSource = Callable[[Part, int, int], Iterator[PCM]]
 
 # Progress bands (0-99 overall is the engine's; these are fractions of the pipeline).
-_RENDER = (0.0, 0.45)
-_MIX = (0.45, 0.49)
-_MASTER = (0.49, 0.61)
-_ENCODE = (0.61, 1.0)
+_RENDER = (0.0, 0.6)
+_MIX = (0.6, 0.65)
+_MASTER = (0.65, 0.8)
+_ENCODE = (0.8, 1.0)
 
 
 class SourceFailed(Exception):
@@ -94,14 +95,93 @@ class StageTimer:
 
 @dataclass
 class PipelineResult:
-    """The master, stems and MIDI written into the work directory, and the facts."""
+    """The master and MIDI written into the work directory, the facts, and the stems to come."""
 
     master: EncodedAudio
-    stems: dict[str, EncodedAudio]
     midi_path: Path
     report: MasterReport
-    stems_recipe: list[dict[str, Any]] = field(default_factory=list)
+    stems: PendingStems
     ceiling_dbfs: float = CEILING_DBFS
+
+
+class PendingStems:
+    """The parked parts and their finished gain envelopes, ready to become stem files.
+
+    Encoding the stems costs more than everything else in a render (one lossless file per
+    part), so the pipeline hands them over unencoded: ``encode()`` writes them (the worker
+    calls it once the master is published), ``discard()`` drops the parked parts. Exactly
+    one of the two is meant to run; both are safe to call again (they then do nothing).
+    """
+
+    def __init__(
+        self,
+        stems: list[Stem],
+        files: _Files,
+        *,
+        work_dir: Path,
+        name: str,
+        fmt: OutputFormat,
+        frames: int,
+        block: int,
+        duration_seconds: float,
+        timer: StageTimer,
+    ) -> None:
+        self._stems = stems
+        self._files = files
+        self._dir = work_dir
+        self._name = name
+        self.fmt = stem_format(fmt.key)
+        self._frames = frames
+        self._block = block
+        self._duration = duration_seconds
+        self._timer = timer
+        self._done = False
+
+    @property
+    def names(self) -> list[str]:
+        """The stem names, in part order (the room return last)."""
+        return [stem.key for stem in self._stems]
+
+    def path(self, key: str) -> Path:
+        """Where the stem ``key`` is (or will be) written."""
+        return self._dir / f"{self._name}.{key}.{self.fmt.extension}"
+
+    def recipe(self) -> list[dict[str, Any]]:
+        """The recipe entry of every stem (known before encoding)."""
+        return [_stem_recipe(stem, self.fmt, self.path(stem.key)) for stem in self._stems]
+
+    def encode(self) -> dict[str, EncodedAudio]:
+        """Write every stem file (16-bit, the master's gain envelope applied); name -> file."""
+        if self._done:
+            return {}
+        self._done = True
+        outputs = []
+        for stem in self._stems:
+            envelope = stem.envelope
+            if envelope is None:
+                raise ValueError("stem envelope missing")
+
+            def blocks(stem: Stem = stem, envelope: Envelope = envelope) -> Iterator[Block]:
+                return stem_blocks(stem, envelope, self._block)
+
+            outputs.append(Output(self.path(stem.key), self.fmt, blocks))
+        self._files.outputs.extend(o.path for o in outputs)
+        try:
+            with self._timer.stage("encode_stems"):
+                encoded = encode_outputs(outputs, SAMPLE_RATE, self._duration, lambda f: None)
+        except BaseException:
+            for output in outputs:
+                with contextlib.suppress(OSError):
+                    output.path.unlink()
+            raise
+        finally:
+            self._files.remove_spills()
+        return {stem.key: enc for stem, enc in zip(self._stems, encoded, strict=True)}
+
+    def discard(self) -> None:
+        """Drop the parked parts without writing stems."""
+        self._done = True
+        self._files.remove_spills()
 
 
 def _band(checkpoint: Checkpoint, band: tuple[float, float]) -> Checkpoint:
@@ -212,7 +292,6 @@ def _stem_recipe(stem: Stem, fmt: OutputFormat, path: Path) -> dict[str, Any]:
     }
     if stem.part is not None:
         entry.update(program=stem.part.program, instrument=stem.part.name)
-    entry["peak_dbfs"] = stem.info.get("peak_dbfs")
     return entry
 
 
@@ -285,39 +364,37 @@ def run_pipeline(
             for start, end in spans(frames, block):
                 yield mix[start:end]
 
-        stem_fmt = stem_format(fmt.key)
         master_path = work_dir / f"{name}.{fmt.extension}"
-        outputs = [Output(master_path, fmt, master_blocks)]
-        for stem in stems:
-            path = work_dir / f"{name}.{stem.key}.{stem_fmt.extension}"
-
-            def blocks(stem: Stem = stem) -> Iterator[Block]:
-                return stem_blocks(stem, stem.envelope or mastered.envelope, block)
-
-            outputs.append(Output(path, stem_fmt, blocks))
-        files.outputs.extend(o.path for o in outputs)
-        seconds: list[float] = []
-        encoded = encode_outputs(
-            outputs, SAMPLE_RATE, duration_seconds, _band(checkpoint, _ENCODE), seconds
-        )
-        timer.seconds["encode_master"] = seconds[0]
-        timer.seconds["encode_stems"] = sum(seconds[1:])
+        files.outputs.append(master_path)
+        with timer.stage("encode_master"):
+            (master,) = encode_outputs(
+                [Output(master_path, fmt, master_blocks)],
+                SAMPLE_RATE,
+                duration_seconds,
+                _band(checkpoint, _ENCODE),
+            )
         midi_path = work_dir / f"{name}.mid"
         files.outputs.append(midi_path)
         with timer.stage("midi"):
             write_midi(arrangement, midi_path)
-        files.remove_spills()
     except BaseException:
         files.remove_all()
         raise
+    pending = PendingStems(
+        stems,
+        files,
+        work_dir=work_dir,
+        name=name,
+        fmt=fmt,
+        frames=frames,
+        block=block,
+        duration_seconds=duration_seconds,
+        timer=timer,
+    )
     return PipelineResult(
-        master=encoded[0],
-        stems={stem.key: enc for stem, enc in zip(stems, encoded[1:], strict=True)},
+        master=master,
         midi_path=midi_path,
         report=mastered.report,
-        stems_recipe=[
-            _stem_recipe(stem, stem_fmt, enc.path)
-            for stem, enc in zip(stems, encoded[1:], strict=True)
-        ],
+        stems=pending,
         ceiling_dbfs=ceiling,
     )
