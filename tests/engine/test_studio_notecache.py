@@ -86,12 +86,18 @@ def _residual_db(test: npt.NDArray[np.float32], reference: npt.NDArray[np.float3
 
 @pytest.mark.parametrize(
     "prompt",
-    ["energetic rock anthem with strings", "smooth jazz", "calm ambient soundscape", "funk"],
+    [
+        "energetic rock anthem with strings",
+        "epic cinematic orchestral",
+        "smooth jazz",
+        "calm ambient soundscape",
+        "funk",
+    ],
 )
 def test_cached_parts_match_a_full_rendering(
     bank: bank_mod.Bank, prompt: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Every part within 30 dB of a full rendering, and most within 40 dB.
+    """Every part within 35 dB of a full rendering, and most within 45 dB.
 
     Pitched parts are compared with every note rendered alone in one call at its exact
     length and velocity with its whole tail, summed. Stepping the synthesiser through the
@@ -99,8 +105,9 @@ def test_cached_parts_match_a_full_rendering(
     from the start of each ``render`` call, so a filtered preset renders differently
     depending on where other notes split the calls (one TimGM6mb string note rendered in
     two calls split at frame 169 differs by -12 dB). Drums are compared with the stepped
-    render (voices unlimited), which alone chokes hi-hats. Measured when written: -38 to
-    -69 dB, except TimGM6mb's strings (-35 dB: velocity classes of a filtered preset).
+    render (voices unlimited), which alone chokes hi-hats. Measured when written: -38 (funk
+    bass: note-offs grouped to 1 ms) to
+    -69 dB.
     """
     # The stepped renderer caps drum voices for speed; lift that so both render every note.
     monkeypatch.setattr(render_mod, "MAX_DRUM_VOICES", render_mod.MAX_VOICES)
@@ -115,8 +122,8 @@ def test_cached_parts_match_a_full_rendering(
         else:
             reference = _isolated_sum(bank, arrangement, part, frames)
         residuals.append(_residual_db(cached, reference))
-        assert residuals[-1] < -30.0, (prompt, part.role, residuals[-1])
-    assert float(np.median(residuals)) < -40.0, residuals
+        assert residuals[-1] < -35.0, (prompt, part.role, residuals[-1])
+    assert float(np.median(residuals)) < -45.0, residuals
 
 
 def test_rendering_is_identical_with_a_tiny_cache(

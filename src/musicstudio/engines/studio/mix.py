@@ -40,9 +40,6 @@ _WEIGHT_HZ = 120.0
 # is applied to each part that reaches down there, before mixing: the filter is linear, so
 # the sum is the same as filtering the bus, and the stems then add up to the master.
 HIGHPASS_HZ = 30.0
-# A part whose lowest fundamental is two octaves above the cutoff would lose < 0.02 dB to
-# it, so only parts reaching below C3 (131 Hz) and drums (kicks, toms) are filtered.
-_HIGHPASS_LOWEST_KEY = 48
 
 
 class LevelMeter:
@@ -106,15 +103,8 @@ def part_gain_db(
     return max(-_MAX_GAIN_DB, min(_MAX_GAIN_DB, target - level_db))
 
 
-def needs_highpass(part: Part, lowest_key: int | None) -> bool:
-    """Whether the part reaches low enough for the bus high-pass to matter."""
-    if part.is_drums:
-        return True
-    return lowest_key is not None and lowest_key < _HIGHPASS_LOWEST_KEY
-
-
 class HighPass:
-    """The bus high-pass for one part, streamed block by block (filter state carried)."""
+    """The bus high-pass, streamed block by block (filter state carried); one per signal."""
 
     def __init__(self, sample_rate: int = SAMPLE_RATE, cutoff_hz: float = HIGHPASS_HZ) -> None:
         self._sos = signal.butter(2, cutoff_hz, "highpass", fs=sample_rate, output="sos").astype(

@@ -2,14 +2,15 @@
 
 Stages, each streamed block by block so that only the mix is ever held whole:
 
-1. **render** each part (one synth instance per part), high-pass it if it reaches into
-   the sub-bass, measure its level and park it on disk (``stems.SpillFile``);
-2. **mix**: read the parts back, each times its role's gain, into the mix buffer;
+1. **render** each part (one synth instance per part), measure its level and park it on
+   disk (``stems.SpillFile``);
+2. **mix**: read the parts back, each times its role's gain, into the mix buffer, and
+   high-pass the bus (30 Hz);
 3. **master** the mix in place (``master.master_mix``): room reverb (parked as the
    ``room`` stem), fades, compression, limiting, loudness; it returns the gain envelope;
 4. **encode** the master and write the composition as MIDI;
 5. later (``PendingStems.encode``, once the master is published), encode every stem
-   (part x mix gain x envelope).
+   (part x bus high-pass x mix gain x envelope).
 
 Every stage reports progress through a ``Checkpoint`` (which also raises on cancel) and,
 for the benchmark, its wall time through an optional ``StageTimer``.
@@ -51,7 +52,7 @@ from musicstudio.engines.studio.master import (
     master_mix,
 )
 from musicstudio.engines.studio.midi import write_midi
-from musicstudio.engines.studio.mix import HighPass, LevelMeter, needs_highpass, part_gain_db
+from musicstudio.engines.studio.mix import HighPass, LevelMeter, part_gain_db
 from musicstudio.engines.studio.plan import Part
 from musicstudio.engines.studio.stems import (
     ROOM_STEM,
@@ -118,6 +119,8 @@ class PendingStems:
         stems: list[Stem],
         files: _Files,
         *,
+        envelope: Envelope,
+        threshold: float,
         work_dir: Path,
         name: str,
         fmt: OutputFormat,
@@ -128,6 +131,8 @@ class PendingStems:
     ) -> None:
         self._stems = stems
         self._files = files
+        self._envelope = envelope
+        self._threshold = threshold
         self._dir = work_dir
         self._name = name
         self.fmt = stem_format(fmt.key)
@@ -156,18 +161,22 @@ class PendingStems:
             return {}
         self._done = True
         outputs = []
-        for stem in self._stems:
-            envelope = stem.envelope
-            if envelope is None:
-                raise ValueError("stem envelope missing")
-
-            def blocks(stem: Stem = stem, envelope: Envelope = envelope) -> Iterator[Block]:
-                return stem_blocks(stem, envelope, self._block)
-
-            outputs.append(Output(self.path(stem.key), self.fmt, blocks))
-        self._files.outputs.extend(o.path for o in outputs)
         try:
             with self._timer.stage("encode_stems"):
+                for stem in self._stems:
+                    if stem.part is not None:
+                        self._highpass(stem)
+                    stem.envelope, stem.safety_db = stem_envelope(
+                        stem, self._envelope, self._threshold, SAMPLE_RATE
+                    )
+
+                    def blocks(
+                        stem: Stem = stem, envelope: Envelope = stem.envelope
+                    ) -> Iterator[Block]:
+                        return stem_blocks(stem, envelope, self._block)
+
+                    outputs.append(Output(self.path(stem.key), self.fmt, blocks))
+                self._files.outputs.extend(o.path for o in outputs)
                 encoded = encode_outputs(outputs, SAMPLE_RATE, self._duration, lambda f: None)
         except BaseException:
             for output in outputs:
@@ -178,6 +187,17 @@ class PendingStems:
             self._files.remove_spills()
         return {stem.key: enc for stem, enc in zip(self._stems, encoded, strict=True)}
 
+    def _highpass(self, stem: Stem) -> None:
+        """Re-park the part through the bus high-pass, measuring its peaks as it goes."""
+        filtered = SpillFile(self._dir, f"{self._name}-{stem.key}-hp", stem.spill.r)
+        self._files.spills.append(filtered)
+        highpass = HighPass(SAMPLE_RATE)
+        for raw in stem.spill.blocks(self._block):
+            filtered.write(highpass.process(raw))
+        filtered.finish()
+        stem.spill.remove()
+        stem.spill = filtered
+
     def discard(self) -> None:
         """Drop the parked parts without writing stems."""
         self._done = True
@@ -187,11 +207,6 @@ class PendingStems:
 def _band(checkpoint: Checkpoint, band: tuple[float, float]) -> Checkpoint:
     lo, hi = band
     return lambda fraction: checkpoint(lo + (hi - lo) * max(0.0, min(1.0, fraction)))
-
-
-def _lowest_key(arrangement: Arrangement, part: Part) -> int | None:
-    keys = [e.key for e in arrangement.events_on(part.channel)]
-    return min(keys) if keys else None
 
 
 class _Files:
@@ -230,12 +245,10 @@ def _render_parts(
     stems: list[Stem] = []
     count = max(1, len(parts))
     for index, (part, key) in enumerate(zip(parts, stem_keys(parts), strict=True)):
-        spill = SpillFile(work_dir, f"{name}-{key}", r)
+        # The bus high-pass comes after the mix; stems get it when they are written.
+        spill = SpillFile(work_dir, f"{name}-{key}", r, track_peaks=False)
         files.spills.append(spill)
         meter = LevelMeter(SAMPLE_RATE)
-        highpass = (
-            HighPass(SAMPLE_RATE) if needs_highpass(part, _lowest_key(arrangement, part)) else None
-        )
         done = 0
         try:
             blocks = source(part, frames, block)
@@ -244,10 +257,9 @@ def _render_parts(
                 started = time.perf_counter()
                 pcm = next(blocks)
                 synth_seconds += time.perf_counter() - started
-                out = highpass.process(pcm) if highpass is not None else pcm
-                spill.write(out)
-                meter.add(out)
-                done += out.shape[0]
+                spill.write(pcm)
+                meter.add(pcm)
+                done += pcm.shape[0]
                 checkpoint((index + done / frames) / count)
         except RuntimeError as exc:  # tinysoundfont rejecting a bank it parsed
             raise SourceFailed(str(exc)) from exc
@@ -260,7 +272,7 @@ def _render_parts(
                 part=part,
                 gain_db=part_gain_db(part, level, levels),
                 level_db=level,
-                highpassed=highpass is not None,
+                highpassed=True,
             )
         )
     timer.seconds["synthesis"] = timer.seconds.get("synthesis", 0.0) + synth_seconds
@@ -288,7 +300,6 @@ def _stem_recipe(stem: Stem, fmt: OutputFormat, path: Path) -> dict[str, Any]:
         "mix_gain_db": None if stem.gain_db is None else round(stem.gain_db, 2),
         "level_db": None if stem.level_db is None else round(stem.level_db, 2),
         "highpassed": stem.highpassed,
-        "safety_limit_db": round(stem.safety_db, 2),
     }
     if stem.part is not None:
         entry.update(program=stem.part.program, instrument=stem.part.name)
@@ -331,6 +342,9 @@ def run_pipeline(
             )
         with timer.stage("mix"):
             mix = _mix(stems, frames, block, _band(checkpoint, _MIX))
+            highpass = HighPass(SAMPLE_RATE)
+            for start, end in spans(frames, block):
+                mix[start:end] = highpass.process(mix[start:end])
         wet = float(getattr(arrangement.plan.genre, "room", 0.2))
         room: SpillFile | None = None
         if wet > 0:
@@ -354,11 +368,6 @@ def run_pipeline(
         if room is not None:
             room.finish()
             stems.append(Stem(key=ROOM_STEM, spill=room, gain_db=0.0))
-        threshold = 10 ** (ceiling / 20) * 0.995
-        for stem in stems:
-            stem.envelope, stem.safety_db = stem_envelope(
-                stem, mastered.envelope, threshold, SAMPLE_RATE
-            )
 
         def master_blocks() -> Iterator[Block]:
             for start, end in spans(frames, block):
@@ -383,6 +392,8 @@ def run_pipeline(
     pending = PendingStems(
         stems,
         files,
+        envelope=mastered.envelope,
+        threshold=10 ** (ceiling / 20) * 0.995,
         work_dir=work_dir,
         name=name,
         fmt=fmt,

@@ -1,7 +1,7 @@
 """Stems: each part parked on disk while the mix is mastered, then encoded with its gains.
 
-A stem is its part exactly as it enters the mix (rendered, high-passed if it reaches
-that low, times its mix gain) multiplied by the master's whole gain envelope (master
+A stem is its part as it enters the master (rendered, times its mix gain, through the
+bus high-pass) multiplied by the master's whole gain envelope (master
 gain, fades, compression and limiting). Every step between the parts and the master is
 either linear (mix gains, high-pass, room reverb) or that shared envelope, so the stems
 add up to the master; the room reverb, a send effect on the mix bus, is its own
@@ -49,10 +49,11 @@ class SpillFile:
     ~270 MB instead of ~900 MB.
     """
 
-    def __init__(self, directory: Path, name: str, r: int) -> None:
+    def __init__(self, directory: Path, name: str, r: int, *, track_peaks: bool = True) -> None:
         self.path = Path(directory) / f".{name}.spill"
         self.r = r
         self.frames = 0
+        self._track_peaks = track_peaks
         self._peaks: list[npt.NDArray[np.float32]] = []
         self._file: BinaryIO | None = open(self.path, "wb")  # noqa: SIM115 - see finish()
 
@@ -63,7 +64,8 @@ class SpillFile:
         if self.frames % self.r:
             raise ValueError("only the last block may be a partial sub-block")
         np.ascontiguousarray(block, dtype=np.float32).tofile(self._file)
-        self._peaks.append(sub_block_peaks(block, self.r))
+        if self._track_peaks:
+            self._peaks.append(sub_block_peaks(block, self.r))
         self.frames += block.shape[0]
 
     def finish(self) -> None:
@@ -73,7 +75,9 @@ class SpillFile:
             self._file = None
 
     def peaks(self) -> npt.NDArray[np.float32]:
-        """Peak of every ``r``-frame sub-block written."""
+        """Peak of every ``r``-frame sub-block written (only if ``track_peaks``)."""
+        if not self._track_peaks:
+            raise ValueError("this spill does not track its peaks")
         return np.concatenate(self._peaks) if self._peaks else np.zeros(0, np.float32)
 
     def blocks(self, block: int) -> Iterator[PCM]:
