@@ -17,7 +17,7 @@ from musicstudio.engines.studio.compose import Arrangement, NoteEvent, compose
 from musicstudio.engines.studio.focus import plan_focus_segment
 from musicstudio.engines.studio.grooves import CRASH, KICK, KICK2, SNARE
 from musicstudio.engines.studio.harmony import Bar
-from musicstudio.engines.studio.humanise import swing_beat
+from musicstudio.engines.studio.humanise import on_velocity_grid, swing_beat
 from musicstudio.engines.studio.plan import Plan, make_plan
 from musicstudio.engines.studio.theory import parse_chord, scale_for, voice_chord
 
@@ -402,3 +402,12 @@ def test_long_focus_piece_breathes_between_segments() -> None:
     for bar in starts:
         hits = in_bar(a, role_events(a, "drums"), bar)
         assert not any(e.key in (KICK, KICK2, CRASH, SNARE) for _, e in hits)
+
+
+def test_velocities_are_on_the_grid_and_still_humanised() -> None:
+    arrangement = compose(make_plan("smooth jazz with piano", seed=3, duration_seconds=30))
+    velocities = [e.velocity for e in arrangement.events]
+    assert all(v in range(3, 128, 4) for v in velocities)
+    assert len(set(velocities)) >= 8, "humanisation survives the grid"
+    assert on_velocity_grid(0) == 3 and on_velocity_grid(200) == 127
+    assert on_velocity_grid(100.9) == 99 and on_velocity_grid(101.1) == 103

@@ -71,13 +71,15 @@ class _Comper:
             )
 
     def held(self, bar: Bar, velocity: float, spread_ms: float = 0.0) -> None:
-        """Each chord change held until the next one (or the end of the bar)."""
+        """Each chord change held until the next one (or the end of the bar), at the
+        section's level: velocity jitter on sustained chords is inaudible but would make
+        every held note a different sound to render."""
         for i, (offset, chord) in enumerate(bar.changes):
             until = bar.changes[i + 1][0] if i + 1 < len(bar.changes) else bar.length
             voicing = self.voice(chord)
             self.player.chord(
                 bar.start + offset, until - offset - 0.05, voicing, velocity, spread_ms=spread_ms,
-                exact=bar.is_end,
+                exact=bar.is_end, steady=True,
             )  # fmt: skip
 
 
@@ -149,7 +151,8 @@ def _ostinato(c: _Comper, bar: Bar, vel: float) -> None:
     for offset in _OSTINATO:
         voicing = c.voice(bar.chord_at(offset))
         accent = 1.0 if offset in (0, 1.5, 2.75) else 0.78
-        c.player.chord(bar.start + offset, 0.3, voicing, vel * accent)
+        # A mechanical figure: its accents carry it, not random velocity.
+        c.player.chord(bar.start + offset, 0.3, voicing, vel * accent, steady=True)
 
 
 def _strum(c: _Comper, bar: Bar, vel: float) -> None:

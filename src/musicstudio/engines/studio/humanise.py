@@ -11,6 +11,17 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+# Velocities are whole steps of 4 ending at 127 (3, 7, ..., 127): 32 levels, 0.3 dB apart at
+# forte, still finer than the humanisation (sigma 3). Renderers can then share a rendered
+# note between equal velocities even on presets whose velocity moves a filter.
+VELOCITY_STEP = 4
+
+
+def on_velocity_grid(velocity: float) -> int:
+    """The nearest grid velocity (3-127)."""
+    steps = round((velocity - 127) / VELOCITY_STEP)
+    return max(3, min(127, 127 + VELOCITY_STEP * steps))
+
 
 @dataclass(frozen=True, slots=True)
 class NoteEvent:
@@ -75,11 +86,13 @@ class Performer:
         timing_ms: float | None = None,
         min_seconds: float = 0.03,
         exact: bool = False,
+        steady: bool = False,
     ) -> None:
         """Add a note of ``length`` beats; notes past the end or out of range are dropped.
 
         ``lag_ms`` plays consistently behind (or ahead of) the grid, like a lazy snare;
-        ``exact`` skips the timing jitter (the piece's first downbeat, the final chord).
+        ``exact`` skips the timing jitter (the piece's first downbeat, the final chord);
+        ``steady`` skips the velocity jitter (sustained chords: a section holds a level).
         """
         if not 0 <= key <= 127:
             return
@@ -94,9 +107,8 @@ class Performer:
             return
         span = self.seconds(beat + length) - self.seconds(beat)
         end = min(self.duration, start + max(min_seconds, span))
-        vel = velocity + self.rng.gauss(0.0, self.velocity_spread / 2)
-        vel_int = max(1, min(127, round(vel)))
-        self.events.append(NoteEvent(start, end, self.channel, key, vel_int))
+        vel = velocity if steady else velocity + self.rng.gauss(0.0, self.velocity_spread / 2)
+        self.events.append(NoteEvent(start, end, self.channel, key, on_velocity_grid(vel)))
 
     def chord(
         self,
@@ -108,6 +120,7 @@ class Performer:
         spread_ms: float = 0.0,
         downward: bool = False,
         exact: bool = False,
+        steady: bool = False,
     ) -> None:
         """Several notes at once, rolled by ``spread_ms`` per note (a strum or a spread)."""
         order = sorted(keys, reverse=downward)
@@ -120,6 +133,7 @@ class Performer:
                 velocity * (1.0 - 0.03 * i),
                 lag_ms=i * spread_ms,
                 exact=exact,
+                steady=steady,
             )
 
 
@@ -139,6 +153,7 @@ def apply_edges(
             scale = min(scale, 0.4 + 0.6 * e.start / fade_in)
         if e.start > fade_out_from:
             scale = min(scale, 1.0 - 0.7 * (e.start - fade_out_from) / tail)
-        velocity = max(1, round(e.velocity * scale))
-        out.append(NoteEvent(e.start, e.end, e.channel, e.key, velocity))
+        out.append(
+            NoteEvent(e.start, e.end, e.channel, e.key, on_velocity_grid(e.velocity * scale))
+        )
     return out

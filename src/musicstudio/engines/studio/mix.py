@@ -40,6 +40,7 @@ _WEIGHT_HZ = 120.0
 # is applied to each part that reaches down there, before mixing: the filter is linear, so
 # the sum is the same as filtering the bus, and the stems then add up to the master.
 HIGHPASS_HZ = 30.0
+_HIGHPASS_LOWEST_KEY = 48
 
 
 class LevelMeter:
@@ -101,6 +102,14 @@ def part_gain_db(
     targets = {**ROLE_LEVEL_DB, **(levels or {})}
     target = _REFERENCE_DB + targets.get(part.role, DEFAULT_ROLE_LEVEL_DB)
     return max(-_MAX_GAIN_DB, min(_MAX_GAIN_DB, target - level_db))
+
+
+def needs_highpass(part: Part, lowest_key: int | None) -> bool:
+    """Whether the part reaches low enough for the bus high-pass to matter: drums (kicks,
+    toms) and parts below C3 (a fundamental two octaves above the cutoff loses < 0.02 dB)."""
+    if part.is_drums:
+        return True
+    return lowest_key is not None and lowest_key < _HIGHPASS_LOWEST_KEY
 
 
 class HighPass:

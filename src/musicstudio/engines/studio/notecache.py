@@ -49,6 +49,8 @@ CACHE_BYTES = 64 * 1024 * 1024
 _CHUNK = 4096
 _FADE = 441  # 10 ms at 44.1 kHz
 _PROBE = 1024
+_TAIL_RATIO = 10 ** (TAIL_DB / 20)
+_QUIET_CHUNKS = 2
 _PROBE_VELOCITIES = (1, 40, 80, 100, 120)
 
 # (frame on, frame off or None if still held at the end, key, velocity)
@@ -108,6 +110,8 @@ class NoteRenderer:
         chunks: list[PCM] = []
         peaks: list[float] = []
         max_chunks = math.ceil(MAX_TAIL_S * self._rate / _CHUNK)
+        loudest = _peak(head)
+        quiet = 0  # chunks in a row below the floor
         while len(chunks) < max_chunks:
             chunk = np.empty((_CHUNK, 2), dtype=np.float32)
             font.render(chunk, False)
@@ -116,10 +120,15 @@ class NoteRenderer:
                 break
             chunks.append(chunk)
             peaks.append(peak)
+            loudest = max(loudest, peak)
+            quiet = quiet + 1 if peak < loudest * _TAIL_RATIO else 0
+            if quiet >= _QUIET_CHUNKS:  # the release has decayed past the cut: stop early
+                self._dirty = True
+                break
         else:
             self._dirty = True  # still sounding: the next note gets a fresh clone
         # Keep the release up to the last chunk still within TAIL_DB of the note's peak.
-        floor = max([_peak(head), *peaks]) * 10 ** (TAIL_DB / 20)
+        floor = loudest * _TAIL_RATIO
         keep = next((i + 1 for i in range(len(peaks) - 1, -1, -1) if peaks[i] >= floor), 0)
         audio = np.concatenate([head, *chunks[:keep]]) if keep else head
         if not math.isfinite(float(audio.sum())):

@@ -4,13 +4,13 @@ Stages, each streamed block by block so that only the mix is ever held whole:
 
 1. **render** each part (one synth instance per part), measure its level and park it on
    disk (``stems.SpillFile``);
-2. **mix**: read the parts back, each times its role's gain, into the mix buffer, and
-   high-pass the bus (30 Hz);
+2. **mix**: read the parts back, each times its role's gain, into the mix buffer; the
+   parts reaching into the sub-bass go through one shared 30 Hz high-pass;
 3. **master** the mix in place (``master.master_mix``): room reverb (parked as the
    ``room`` stem), fades, compression, limiting, loudness; it returns the gain envelope;
 4. **encode** the master and write the composition as MIDI;
 5. later (``PendingStems.encode``, once the master is published), encode every stem
-   (part x bus high-pass x mix gain x envelope).
+   (part x mix gain [x high-pass] x envelope).
 
 Every stage reports progress through a ``Checkpoint`` (which also raises on cancel) and,
 for the benchmark, its wall time through an optional ``StageTimer``.
@@ -52,7 +52,7 @@ from musicstudio.engines.studio.master import (
     master_mix,
 )
 from musicstudio.engines.studio.midi import write_midi
-from musicstudio.engines.studio.mix import HighPass, LevelMeter, part_gain_db
+from musicstudio.engines.studio.mix import HighPass, LevelMeter, needs_highpass, part_gain_db
 from musicstudio.engines.studio.plan import Part
 from musicstudio.engines.studio.stems import (
     ROOM_STEM,
@@ -164,7 +164,7 @@ class PendingStems:
         try:
             with self._timer.stage("encode_stems"):
                 for stem in self._stems:
-                    if stem.part is not None:
+                    if stem.highpassed:
                         self._highpass(stem)
                     stem.envelope, stem.safety_db = stem_envelope(
                         stem, self._envelope, self._threshold, SAMPLE_RATE
@@ -209,6 +209,11 @@ def _band(checkpoint: Checkpoint, band: tuple[float, float]) -> Checkpoint:
     return lambda fraction: checkpoint(lo + (hi - lo) * max(0.0, min(1.0, fraction)))
 
 
+def _lowest_key(arrangement: Arrangement, part: Part) -> int | None:
+    keys = [e.key for e in arrangement.events_on(part.channel)]
+    return min(keys) if keys else None
+
+
 class _Files:
     """Everything this render created, so a failure or a cancel can remove it all."""
 
@@ -245,8 +250,10 @@ def _render_parts(
     stems: list[Stem] = []
     count = max(1, len(parts))
     for index, (part, key) in enumerate(zip(parts, stem_keys(parts), strict=True)):
-        # The bus high-pass comes after the mix; stems get it when they are written.
-        spill = SpillFile(work_dir, f"{name}-{key}", r, track_peaks=False)
+        # Parts reaching into the sub-bass are high-passed together in the mix, and one by
+        # one when their stems are written (their peaks are measured then).
+        low = needs_highpass(part, _lowest_key(arrangement, part))
+        spill = SpillFile(work_dir, f"{name}-{key}", r, track_peaks=not low)
         files.spills.append(spill)
         meter = LevelMeter(SAMPLE_RATE)
         done = 0
@@ -272,7 +279,7 @@ def _render_parts(
                 part=part,
                 gain_db=part_gain_db(part, level, levels),
                 level_db=level,
-                highpassed=True,
+                highpassed=low,
             )
         )
     timer.seconds["synthesis"] = timer.seconds.get("synthesis", 0.0) + synth_seconds
@@ -280,14 +287,31 @@ def _render_parts(
 
 
 def _mix(stems: list[Stem], frames: int, block: int, checkpoint: Checkpoint) -> PCM:
+    """Sum the parts, each times its gain; the low ones through one shared high-pass."""
     mix = np.zeros((frames, 2), dtype=np.float32)
     audible = [s for s in stems if s.gain > 0]
-    for index, stem in enumerate(audible):
-        gain = np.float32(stem.gain)
-        for (start, end), raw in zip(spans(frames, block), stem.spill.blocks(block), strict=True):
-            np.multiply(raw, gain, out=raw)  # the read buffer is ours to reuse
-            mix[start:end] += raw
-            checkpoint((index + end / frames) / len(audible))
+    low = [s for s in audible if s.highpassed]
+    high = [s for s in audible if not s.highpassed]
+    # The low sub-bus: high-passing the sum equals high-passing each part (it is linear),
+    # at the cost of one filter instead of one per part.
+    bus = np.zeros((block, 2), dtype=np.float32)
+    highpass = HighPass(SAMPLE_RATE)
+    readers = [(s, s.spill.blocks(block)) for s in (*low, *high)]
+    for start, end in spans(frames, block):
+        n = end - start
+        out = mix[start:end]
+        sub = bus[:n]
+        sub.fill(0.0)
+        for stem, reader in readers:
+            raw = next(reader)
+            np.multiply(raw, np.float32(stem.gain), out=raw)  # the read buffer is ours
+            if stem.highpassed:
+                sub += raw
+            else:
+                out += raw
+        if low:
+            out += highpass.process(sub)
+        checkpoint(end / frames)
     return mix
 
 
@@ -342,9 +366,6 @@ def run_pipeline(
             )
         with timer.stage("mix"):
             mix = _mix(stems, frames, block, _band(checkpoint, _MIX))
-            highpass = HighPass(SAMPLE_RATE)
-            for start, end in spans(frames, block):
-                mix[start:end] = highpass.process(mix[start:end])
         wet = float(getattr(arrangement.plan.genre, "room", 0.2))
         room: SpillFile | None = None
         if wet > 0:

@@ -1,7 +1,7 @@
 """Stems: each part parked on disk while the mix is mastered, then encoded with its gains.
 
-A stem is its part as it enters the master (rendered, times its mix gain, through the
-bus high-pass) multiplied by the master's whole gain envelope (master
+A stem is its part as it enters the master (rendered, times its mix gain, high-passed
+if it reaches into the sub-bass) multiplied by the master's whole gain envelope (master
 gain, fades, compression and limiting). Every step between the parts and the master is
 either linear (mix gains, high-pass, room reverb) or that shared envelope, so the stems
 add up to the master; the room reverb, a send effect on the mix bus, is its own
