@@ -237,3 +237,14 @@ def test_pair_notes_orders_held_and_released_notes_starting_together() -> None:
     events = [(0, 1, 0, 60, 90), (0, 1, 0, 64, 80), (9, 0, 0, 64, 0), (0, 1, 0, 67, 70)]
     events.sort()
     assert pair_notes(events) == [(0, None, 60, 90), (0, 9, 64, 80), (0, None, 67, 70)]
+
+
+def test_ring_take_can_copy_instead_of_adding() -> None:
+    ring = Ring(8)
+    clip = np.ones((5, 2), np.float32)
+    ring.add(6, clip, 2.0)  # frames 6..10 wrap
+    out = np.full((5, 2), 7.0, np.float32)
+    ring.take(6, out, add=False)
+    assert np.array_equal(out, clip * 2.0)
+    ring.take(6, out, add=False)
+    assert not out.any()

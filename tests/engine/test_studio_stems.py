@@ -337,3 +337,17 @@ def test_midi_key_signature_follows_the_mode(root: int, mode: str, sharps: int, 
     assert event[:3] == b"\xff\x59\x02"
     assert int.from_bytes(event[3:4], "big", signed=True) == sharps
     assert event[4] == minor
+
+
+def test_spill_peaks_read_back_match_peaks_tracked_while_writing(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    audio = (rng.standard_normal((50_000, 2)) * 0.2).astype(np.float32)
+    tracked = SpillFile(tmp_path, "tracked", 42)
+    untracked = SpillFile(tmp_path, "untracked", 42, track_peaks=False)
+    for start in range(0, audio.shape[0], 4410):
+        tracked.write(audio[start : start + 4410])
+        untracked.write(audio[start : start + 4410])
+    tracked.finish()
+    untracked.finish()
+    assert np.array_equal(untracked.peaks(), tracked.peaks())
+    assert tracked.peaks().size == -(-50_000 // 42)

@@ -232,16 +232,21 @@ class Ring:
         if first < n:
             self._buf[: n - first] += clip[first:]
 
-    def take(self, at: int, out: PCM) -> None:
-        """Add frames ``at``.. into ``out`` and clear them from the ring."""
+    def take(self, at: int, out: PCM, *, add: bool = True) -> None:
+        """Add (or copy) frames ``at``.. into ``out`` and clear them from the ring."""
         n = out.shape[0]
         start = at % self.size
         first = min(n, self.size - start)
-        out[:first] += self._buf[start : start + first]
-        self._buf[start : start + first] = 0.0
-        if first < n:
-            out[first:] += self._buf[: n - first]
-            self._buf[: n - first] = 0.0
+        for target, source in (
+            (out[:first], self._buf[start : start + first]),
+            (out[first:], self._buf[: n - first]),
+        ):
+            if target.shape[0]:
+                if add:
+                    target += source
+                else:
+                    target[:] = source
+                source.fill(0.0)
 
 
 def split_notes(

@@ -251,9 +251,9 @@ def _render_parts(
     count = max(1, len(parts))
     for index, (part, key) in enumerate(zip(parts, stem_keys(parts), strict=True)):
         # Parts reaching into the sub-bass are high-passed together in the mix, and one by
-        # one when their stems are written (their peaks are measured then).
+        # one when their stems are written; peaks are measured then (off the job's path).
         low = needs_highpass(part, _lowest_key(arrangement, part))
-        spill = SpillFile(work_dir, f"{name}-{key}", r, track_peaks=not low)
+        spill = SpillFile(work_dir, f"{name}-{key}", r, track_peaks=False)
         files.spills.append(spill)
         meter = LevelMeter(SAMPLE_RATE)
         done = 0

@@ -163,10 +163,10 @@ def render_part_blocks(
     for start, end, ring in cached_blocks(cached, cache, total_frames, block, sample_rate):
         if direct is not None:
             out = next(direct)
+            ring.take(start, out)
         else:
             out = buffer[: end - start]
-            out.fill(0.0)
-        ring.take(start, out)
+            ring.take(start, out, add=False)
         yield out
 
 

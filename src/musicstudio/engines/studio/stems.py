@@ -75,9 +75,11 @@ class SpillFile:
             self._file = None
 
     def peaks(self) -> npt.NDArray[np.float32]:
-        """Peak of every ``r``-frame sub-block written (only if ``track_peaks``)."""
+        """Peak of every ``r``-frame sub-block (read back from the file if not tracked)."""
         if not self._track_peaks:
-            raise ValueError("this spill does not track its peaks")
+            block = self.r * 1024
+            self._peaks = [sub_block_peaks(raw, self.r) for raw in self.blocks(block)]
+            self._track_peaks = True
         return np.concatenate(self._peaks) if self._peaks else np.zeros(0, np.float32)
 
     def blocks(self, block: int) -> Iterator[PCM]:
