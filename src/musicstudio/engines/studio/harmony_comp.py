@@ -59,15 +59,23 @@ class _Comper:
         self.previous = self.ctx.voicing(chord, self.center, self.previous, self.size)
         return self.previous
 
-    def hits(self, bar: Bar, hits: Hits, velocity: float, spread_ms: float = 4.0) -> None:
-        """Play the bar's chords on a rhythm of (offset, length, accent) hits."""
+    def hits(
+        self, bar: Bar, hits: Hits, velocity: float, spread_ms: float = 4.0, steady: bool = False
+    ) -> None:
+        """Play the bar's chords on a rhythm of (offset, length, accent) hits; ``steady``
+        hits repeat at the same level (the accents still shape them)."""
         for offset, length, accent in hits:
             if offset >= bar.length:
                 continue
             voicing = self.voice(bar.chord_at(offset))
             length = min(length, bar.length - offset)
             self.player.chord(
-                bar.start + offset, length, voicing, velocity * accent, spread_ms=spread_ms
+                bar.start + offset,
+                length,
+                voicing,
+                velocity * accent,
+                spread_ms=spread_ms,
+                steady=steady,
             )
 
     def held(self, bar: Bar, velocity: float, spread_ms: float = 0.0) -> None:
@@ -187,7 +195,8 @@ def _shuffle(c: _Comper, bar: Bar, vel: float) -> None:
 
 _STYLES: dict[str, Callable[[_Comper, Bar, float], None]] = {
     "pop_piano": _pop_piano,
-    "halves": lambda c, bar, vel: c.hits(bar, ((0, 1.9, 1.0), (2, 1.9, 0.88)), vel),
+    # Hip hop's chords are a sampled loop: every hit the same, only the accent moves.
+    "halves": lambda c, bar, vel: c.hits(bar, ((0, 1.9, 1.0), (2, 1.9, 0.88)), vel, steady=True),
     "sustain": lambda c, bar, vel: c.held(bar, vel),
     "stabs": _stabs,
     "lofi": _lofi,

@@ -42,7 +42,7 @@ from musicstudio.engines.studio.soundfont import TsfFont
 
 HOLD_QUANTUM_S = 0.001
 DRUM_HOLD_QUANTUM_S = 0.01
-TAIL_DB = -60.0
+TAIL_DB = -50.0
 MAX_TAIL_S = 8.0
 MAX_HOLD_S = 12.0
 CACHE_BYTES = 64 * 1024 * 1024
