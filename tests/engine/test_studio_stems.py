@@ -351,3 +351,24 @@ def test_spill_peaks_read_back_match_peaks_tracked_while_writing(tmp_path: Path)
     untracked.finish()
     assert np.array_equal(untracked.peaks(), tracked.peaks())
     assert tracked.peaks().size == -(-50_000 // 42)
+
+
+def test_part_level_meter_is_block_size_independent_and_gates_silence() -> None:
+    from musicstudio.engines.studio.mix import LevelMeter
+
+    rate = 44100
+    t = np.arange(10 * rate) / rate
+    tone = (0.1 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
+    audio = np.stack([tone, tone], axis=1)
+    audio[5 * rate :] = 0.0  # half silent: the gate ignores it
+    whole, pieces = LevelMeter(rate), LevelMeter(rate)
+    whole.add(audio)
+    for start in range(0, audio.shape[0], 12_345):
+        pieces.add(audio[start : start + 12_345])
+    level = whole.level_db()
+    assert level is not None and pieces.level_db() == pytest.approx(level, abs=1e-4)
+    # mono sum of two 0.1-peak channels: RMS 0.2/sqrt(2) -> -17.0 dB, tone well above 120 Hz
+    assert level == pytest.approx(20 * math.log10(0.2 / math.sqrt(2)), abs=0.2)
+    silent = LevelMeter(rate)
+    silent.add(np.zeros((rate, 2), np.float32))
+    assert silent.level_db() is None
