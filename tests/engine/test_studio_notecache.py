@@ -8,6 +8,7 @@ below most.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -248,3 +249,27 @@ def test_ring_take_can_copy_instead_of_adding() -> None:
     assert np.array_equal(out, clip * 2.0)
     ring.take(6, out, add=False)
     assert not out.any()
+
+
+def test_interleaved_parts_do_not_share_a_ring(bank: bank_mod.Bank) -> None:
+    arrangement = compose(make_plan("funk", seed=8, duration_seconds=6))
+    frames = 6 * 44100
+    parts = arrangement.plan.parts[:2]
+    alone = [_part_audio(bank, arrangement, p, frames, cached=True) for p in parts]
+
+    def blocks(part: Part) -> Iterator[npt.NDArray[np.float32]]:
+        font = bank_mod.open_font(bank)
+        assert font is not None
+        return render_part_blocks(
+            arrangement, part, font, bank_mod.output_mode_stereo(), frames, BLOCK,
+            layout=layout_for(bank.path) if bank.path else None,
+            clone=lambda: bank_mod.open_font(bank),
+        )  # fmt: skip
+
+    first, second = blocks(parts[0]), blocks(parts[1])
+    together: list[list[npt.NDArray[np.float32]]] = [[], []]
+    for a, b in zip(first, second, strict=True):  # one block of each in turn
+        together[0].append(a.copy())
+        together[1].append(b.copy())
+    for expected, got in zip(alone, together, strict=True):
+        assert np.array_equal(expected, np.concatenate(got))
