@@ -13,8 +13,9 @@ linearly, so the part is the same music; what differs is measured in
   *velocity-linear*. A probe (a short render at a few velocities, cached per process)
   tells whether it is: presets whose velocity also moves a filter (TimGM6mb's string
   ensembles, for example) are not, and their notes are shared only at equal velocity
-  (grouping velocities in steps of 8 measured -12 dB off on String Ensemble 2 and saved
-  only a fifth of the time).
+  (grouping velocities in steps of 8 here measured -12 dB off on String Ensemble 2 and
+  saved only a fifth of the time). The composer helps instead: velocities lie on a grid
+  of 4 (``humanise.on_velocity_grid``) and sustained chords keep one level per section.
 * **Note length.** Held lengths are grouped to ``HOLD_QUANTUM_S`` (the note-off moves by at
   most half of it; onsets stay sample-exact).
 * **Tails.** A rendered note is cut where it has fallen ``TAIL_DB`` below its peak (with a
