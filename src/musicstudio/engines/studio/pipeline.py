@@ -124,7 +124,6 @@ class PendingStems:
         work_dir: Path,
         name: str,
         fmt: OutputFormat,
-        frames: int,
         block: int,
         duration_seconds: float,
         timer: StageTimer,
@@ -136,7 +135,6 @@ class PendingStems:
         self._dir = work_dir
         self._name = name
         self.fmt = stem_format(fmt.key)
-        self._frames = frames
         self._block = block
         self._duration = duration_seconds
         self._timer = timer
@@ -418,7 +416,6 @@ def run_pipeline(
         work_dir=work_dir,
         name=name,
         fmt=fmt,
-        frames=frames,
         block=block,
         duration_seconds=duration_seconds,
         timer=timer,
