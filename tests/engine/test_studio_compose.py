@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from statistics import mean
 from typing import Any
 
+import numpy as np
 import pytest
 
 from musicstudio.engines.studio.compose import Arrangement, NoteEvent, compose
@@ -18,6 +19,7 @@ from musicstudio.engines.studio.focus import plan_focus_segment
 from musicstudio.engines.studio.grooves import CRASH, KICK, KICK2, SNARE
 from musicstudio.engines.studio.harmony import Bar
 from musicstudio.engines.studio.humanise import on_velocity_grid, swing_beat
+from musicstudio.engines.studio.mix import LevelRide
 from musicstudio.engines.studio.plan import Plan, make_plan
 from musicstudio.engines.studio.theory import parse_chord, scale_for, voice_chord
 
@@ -267,6 +269,52 @@ def test_dynamics_follow_the_form() -> None:
         return mean(e.velocity for b in bars for _, e in in_bar(a, a.events, b))
 
     assert level("intro") < level("verse") < level("chorus")
+
+
+def test_chords_and_pad_ride_their_level_with_the_form() -> None:
+    a = arrange("pop", duration=90)
+    for role in ("chords", "pad"):
+        part = a.plan.part(role)
+        assert part is not None
+        lane = a.level_lane(part.channel)
+        assert lane and lane[0][0] == 0.0
+        assert all(t0 <= t1 for (t0, _), (t1, _) in itertools.pairwise(lane))
+
+        def gain_at(seconds: float, lane: tuple[tuple[float, float], ...] = lane) -> float:
+            return [g for t, g in lane if t <= seconds][-1]
+
+        def level(name: str) -> float:
+            bars = [b for b in a.bars if b.section.name == name]
+            return mean(gain_at(b.start * 60 / a.plan.tempo_bpm + 0.01) for b in bars)
+
+        if role == "chords":
+            assert level("intro") < level("verse") < level("chorus")
+        else:  # the pad sits the verse out
+            assert level("intro") < level("chorus")
+    chords = role_events(a, "chords")
+    # Velocity no longer carries the sections: a chorus chord is struck like a verse chord.
+    verse = {
+        e.velocity for b in a.bars if b.section.name == "verse" for _, e in in_bar(a, chords, b)
+    }
+    chorus = {
+        e.velocity for b in a.bars if b.section.name == "chorus" for _, e in in_bar(a, chords, b)
+    }
+    assert verse & chorus
+
+
+def test_level_ride_scales_blocks_like_the_whole_curve() -> None:
+    lane = ((0.0, 0.5), (1.0, 0.5), (1.25, 1.0), (3.0, 1.0), (3.25, 0.75))
+    rate = 1000
+    ride = LevelRide(lane, rate)
+    signal = np.ones((4000, 2), dtype=np.float32)
+    for start in range(0, 4000, 300):
+        ride.apply(signal[start : start + 300], start)
+    expected = np.interp(np.arange(4000), [t * rate for t, _ in lane], [g for _, g in lane])
+    assert np.allclose(signal[:, 0], expected, atol=1e-6)
+    assert np.array_equal(signal[:, 0], signal[:, 1])
+    untouched = np.ones((10, 2), dtype=np.float32)
+    LevelRide((), rate).apply(untouched, 0)
+    assert np.array_equal(untouched, np.ones((10, 2), dtype=np.float32))
 
 
 def test_breakdown_is_thin() -> None:

@@ -372,3 +372,23 @@ def test_part_level_meter_is_block_size_independent_and_gates_silence() -> None:
     silent = LevelMeter(rate)
     silent.add(np.zeros((rate, 2), np.float32))
     assert silent.level_db() is None
+
+
+def test_midi_carries_the_level_ride_as_expression(tmp_path: Path) -> None:
+    from musicstudio.engines.studio.midi import write_midi
+    from musicstudio.engines.studio.plan import make_plan
+
+    arrangement = compose(make_plan("pop", seed=5, duration_seconds=90))
+    path = write_midi(arrangement, tmp_path / "pop.mid")
+    pm = pretty_midi.PrettyMIDI(str(path))
+    for part, instrument in zip(arrangement.plan.parts, pm.instruments, strict=True):
+        expression = [c for c in instrument.control_changes if c.number == 11]
+        lane = arrangement.level_lane(part.channel)
+        if not lane:
+            assert not expression, part.role
+            continue
+        values = [c.value for c in expression]
+        assert max(values) == 127 and len(set(values)) > 1, part.role
+        # Each level the lane holds appears, relative to its loudest point.
+        top = max(g for _, g in lane)
+        assert {round(127 * g / top) for _, g in lane} <= set(values), part.role

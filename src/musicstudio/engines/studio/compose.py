@@ -7,8 +7,8 @@ Times are in seconds and never reach past ``plan.duration_seconds``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from musicstudio.engines.studio.bass import write_bass
 from musicstudio.engines.studio.drums import write_drums
@@ -41,6 +41,13 @@ class Arrangement:
     events: tuple[NoteEvent, ...]
     duration_seconds: float
     bars: tuple[Bar, ...] = ()
+    # Level automation per channel: (seconds, gain) breakpoints, linear between them and
+    # flat after the last; a channel without one plays at gain 1.
+    levels: Mapping[int, tuple[tuple[float, float], ...]] = field(default_factory=dict)
+
+    def level_lane(self, channel: int) -> tuple[tuple[float, float], ...]:
+        """The channel's level breakpoints (empty: constant gain 1)."""
+        return tuple(self.levels.get(channel, ()))
 
     def events_on(self, channel: int) -> list[NoteEvent]:
         """The notes on one MIDI channel."""
@@ -71,4 +78,7 @@ def compose(plan: Plan) -> Arrangement:
         edge = min(FOCUS_EDGE_SECONDS, duration / 4)
         events = apply_edges(events, edge, duration - edge, duration)
     events.sort(key=lambda e: (e.start, e.channel, e.key, e.end, e.velocity))
-    return Arrangement(plan=plan, events=tuple(events), duration_seconds=duration, bars=bars)
+    levels = {channel: tuple(lane) for channel, lane in ctx.levels.items()}
+    return Arrangement(
+        plan=plan, events=tuple(events), duration_seconds=duration, bars=bars, levels=levels
+    )

@@ -9,7 +9,7 @@ a blues turnaround...) and the end bar holds the final tonic.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from musicstudio.engines.studio.form import BEATS_PER_BAR, Section
@@ -28,6 +28,9 @@ from musicstudio.engines.studio.theory import (
     voice_chord,
     voicing_tones,
 )
+
+# Seconds a level change takes (``Context.ride``): long enough not to click on a held chord.
+LEVEL_RAMP_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,8 @@ class Context:
 
     plan: Plan
     bars: tuple[Bar, ...]
+    # Level automation per channel: (seconds, gain) breakpoints, linear between them.
+    levels: dict[int, list[tuple[float, float]]] = field(default_factory=dict)
 
     @property
     def beat_seconds(self) -> float:
@@ -161,6 +166,17 @@ class Context:
     def dynamics(self, bar: Bar) -> float:
         """Velocity scale of the bar's section."""
         return section_dynamics(bar.section.energy, self.plan.energy)
+
+    def ride(self, part: Part, bar: Bar, gain: float) -> None:
+        """Set ``part``'s level from ``bar`` on, like a fader ride: a ramp of
+        ``LEVEL_RAMP_S`` ending on the bar's downbeat when the level changes."""
+        lane = self.levels.setdefault(part.channel, [])
+        at = bar.start * self.beat_seconds
+        if not lane:
+            lane.append((0.0, gain))
+        elif lane[-1][1] != gain:
+            lane.append((max(lane[-1][0], at - LEVEL_RAMP_S), lane[-1][1]))
+            lane.append((at, gain))
 
     def pitch_classes(self, chord: Chord) -> tuple[int, ...]:
         """The chord's pitch classes in the plan's key."""

@@ -218,7 +218,10 @@ def write_chords(ctx: Context, part: Part) -> list[NoteEvent]:
     comper = _Comper(ctx, part, genre.voices, center)
     write = _STYLES.get(style, _STYLES["sustain"])
     for bar in ctx.bars:
-        velocity = 82 * ctx.dynamics(bar)
+        # Section dynamics ride the part's level instead of its velocity, so the same chord
+        # is the same note to render in every section (see ``notecache``).
+        ctx.ride(part, bar, ctx.dynamics(bar))
+        velocity = 82.0
         if bar.is_end:
             spread = 0.0 if style in ("sustain", "stabs", "ostinato") else 25.0
             comper.held(bar, velocity * 0.9, spread_ms=spread)
@@ -231,12 +234,13 @@ def write_chords(ctx: Context, part: Part) -> list[NoteEvent]:
 
 
 def write_pad(ctx: Context, part: Part) -> list[NoteEvent]:
-    """Soft sustained chords under everything, swelling with the sections."""
+    """Soft sustained chords under everything, swelling with the sections (a level ride)."""
     comper = _Comper(ctx, part, 4, 55)
     for bar in ctx.bars:
         song = ctx.plan.genre.form in ("song", "blues")
         if song and bar.section.name == "verse" and not ctx.plan.focus:
             comper.previous = None
             continue  # let the verse breathe; the pad returns for the chorus
-        comper.held(bar, 66 * ctx.dynamics(bar))
+        ctx.ride(part, bar, ctx.dynamics(bar))
+        comper.held(bar, 66.0)
     return comper.player.events

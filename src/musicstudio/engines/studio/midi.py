@@ -9,6 +9,8 @@ again before it ends is cut at the new strike, as in the audio.
 
 from __future__ import annotations
 
+import itertools
+import math
 import struct
 from pathlib import Path
 
@@ -80,6 +82,7 @@ def _part_track(arrangement: Arrangement, part: Part, seconds_to_ticks: float) -
         (0, 0, bytes([0xB0 | chan, 7, part.volume & 0x7F])),
         (0, 0, bytes([0xB0 | chan, 10, part.pan & 0x7F])),
     ]
+    events += _expression(arrangement.level_lane(part.channel), chan, seconds_to_ticks)
     notes: dict[int, list[tuple[int, int, int]]] = {}
     for event in arrangement.events_on(part.channel):
         if event.start >= arrangement.duration_seconds:
@@ -95,6 +98,30 @@ def _part_track(arrangement: Arrangement, part: Part, seconds_to_ticks: float) -
             events.append((on, 2, bytes([0x90 | chan, key & 0x7F, velocity])))
             events.append((off, 1, bytes([0x80 | chan, key & 0x7F, 0])))
     return _track(events)
+
+
+def _expression(
+    lane: tuple[tuple[float, float], ...], chan: int, seconds_to_ticks: float
+) -> list[tuple[int, int, bytes]]:
+    """The part's level ride as expression (CC11) relative to its loudest point, stepped
+    every 50 ms through ramps."""
+    if not lane:
+        return []
+    top = max(g for _, g in lane) or 1.0
+    points: list[tuple[float, float]] = [lane[0]]
+    for (t0, g0), (t1, g1) in itertools.pairwise(lane):
+        steps = max(1, math.ceil((t1 - t0) / 0.05)) if g1 != g0 else 1
+        points += [
+            (t0 + (t1 - t0) * i / steps, g0 + (g1 - g0) * i / steps) for i in range(1, steps + 1)
+        ]
+    out: list[tuple[int, int, bytes]] = []
+    last = -1
+    for seconds, gain in points:
+        value = max(0, min(127, round(127 * gain / top)))
+        if value != last:
+            out.append((round(seconds * seconds_to_ticks), 0, bytes([0xB0 | chan, 11, value])))
+            last = value
+    return out
 
 
 def midi_note_counts(arrangement: Arrangement) -> dict[str, int]:

@@ -9,7 +9,7 @@ to a level relative to its role. The same gain is carried by the part's stem.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -121,3 +121,32 @@ class HighPass:
         filtered, self._zi = signal.sosfilt(self._sos, pcm, axis=0, zi=self._zi)
         # sosfilt hands back a transposed view; one copy here saves one in every consumer.
         return np.ascontiguousarray(filtered, dtype=np.float32)
+
+
+class LevelRide:
+    """A part's level automation, applied block by block (in place).
+
+    ``lane`` is (seconds, gain) breakpoints, linear between them and flat outside. A block
+    inside a flat stretch costs one multiply (none at gain 1); only the blocks a ramp
+    crosses are interpolated frame by frame.
+    """
+
+    def __init__(self, lane: Sequence[tuple[float, float]], sample_rate: int = SAMPLE_RATE):
+        self._frames = np.array([round(t * sample_rate) for t, _ in lane], dtype=np.float64)
+        self._gains = np.array([g for _, g in lane], dtype=np.float64)
+
+    def apply(self, pcm: PCM, start: int) -> None:
+        """Scale ``pcm`` (frames ``start``.. of the part) by the lane, in place."""
+        if self._gains.size == 0:
+            return
+        end = start + pcm.shape[0]
+        inside = (self._frames > start) & (self._frames < end)
+        first = float(np.interp(start, self._frames, self._gains))
+        last = float(np.interp(end, self._frames, self._gains))
+        if not inside.any() and first == last:
+            if first != 1.0:
+                pcm *= np.float32(first)
+            return
+        frames = np.arange(start, end, dtype=np.float64)
+        curve = np.interp(frames, self._frames, self._gains).astype(np.float32)
+        pcm *= curve[:, None]

@@ -52,7 +52,13 @@ from musicstudio.engines.studio.master import (
     master_mix,
 )
 from musicstudio.engines.studio.midi import write_midi
-from musicstudio.engines.studio.mix import HighPass, LevelMeter, needs_highpass, part_gain_db
+from musicstudio.engines.studio.mix import (
+    HighPass,
+    LevelMeter,
+    LevelRide,
+    needs_highpass,
+    part_gain_db,
+)
 from musicstudio.engines.studio.plan import Part
 from musicstudio.engines.studio.stems import (
     ROOM_STEM,
@@ -254,6 +260,7 @@ def _render_parts(
         spill = SpillFile(work_dir, f"{name}-{key}", r, track_peaks=False)
         files.spills.append(spill)
         meter = LevelMeter(SAMPLE_RATE)
+        ride = LevelRide(arrangement.level_lane(part.channel), SAMPLE_RATE)
         done = 0
         try:
             blocks = source(part, frames, block)
@@ -262,6 +269,7 @@ def _render_parts(
                 started = time.perf_counter()
                 pcm = next(blocks)
                 synth_seconds += time.perf_counter() - started
+                ride.apply(pcm, done)  # the renderer's buffer: ours until the next block
                 spill.write(pcm)
                 meter.add(pcm)
                 done += pcm.shape[0]
