@@ -19,6 +19,7 @@ from musicstudio.services.views import job_view, track_summary
 from musicstudio.store import jobs as store
 from musicstudio.store.accounts import Principal
 from musicstudio.store.tracks import get_readable_track
+from musicstudio.wakeup import announce_work
 
 PLAYBACK_MARGIN_SECONDS = 300
 INLINE_SCAN_ROWS = 1_000  # ≈ 0.1 ms of index walk on SQLite (docs/benchmarks.md)
@@ -156,6 +157,8 @@ async def create_job(
     try:
         async with ctx.db.write() as conn:
             await store.insert_job(conn, values)
+            if not decision:
+                await announce_work(conn)  # wakes an idle worker when this commits
     except IntegrityError:
         if idempotency_key is None:
             raise

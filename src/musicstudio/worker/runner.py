@@ -28,6 +28,7 @@ from musicstudio.queue import Lease, Outcome
 from musicstudio.services.context import ServiceContext
 from musicstudio.storage.base import StorageError
 from musicstudio.store.tracks import attach_stems, get_track_recipe
+from musicstudio.wakeup import WorkSignal, announce_work
 from musicstudio.worker.attempt import AttemptState
 from musicstudio.worker.upload import StoredRender, delete_objects, upload_render, upload_stems
 
@@ -50,6 +51,7 @@ class Worker:
         self.worker_id = worker_id or new_worker_id()
         self.settings = ctx.settings
         self._last_rescue = 0.0
+        self.signal = WorkSignal(ctx.settings.database_url)
 
     @property
     def work_root(self) -> Path:
@@ -69,17 +71,31 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         log.info("worker %s started", self.worker_id)
         await asyncio.to_thread(self.sweep_stale_work_dirs)
-        while not stop.is_set():
-            try:
-                worked = await self.run_once()
-            except Exception:
-                # The database may be restarting; back off instead of dying.
-                log.exception("worker loop error; retrying")
-                worked = False
-            if not worked:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self.settings.poll_seconds)
+        self.signal.start()
+        try:
+            while not stop.is_set():
+                try:
+                    worked = await self.run_once()
+                except Exception:
+                    # The database may be restarting; back off instead of dying.
+                    log.exception("worker loop error; retrying")
+                    worked = False
+                if not worked:
+                    await self._idle(stop)
+        finally:
+            await self.signal.stop()
         log.info("worker %s stopped", self.worker_id)
+
+    async def _idle(self, stop: asyncio.Event) -> None:
+        """Wait for announced work (PostgreSQL NOTIFY), a stop, or the poll interval."""
+        waiters = {
+            asyncio.ensure_future(stop.wait()),
+            asyncio.ensure_future(self.signal.wait(self.settings.poll_seconds)),
+        }
+        _, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in pending:
+            waiter.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def run_once(self) -> bool:
         """Rescue expired leases if due, then claim and process one job. True if one ran."""
@@ -100,6 +116,8 @@ class Worker:
         self._last_rescue = now
         async with self.ctx.db.write() as conn:
             counts = await queue.rescue_expired_leases(conn, utcnow())
+            if counts.requeued:
+                await announce_work(conn)
         if counts.requeued or counts.failed or counts.cancelled:
             log.warning("rescued expired leases: %s", counts)
 
