@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -103,15 +104,21 @@ def serve(
 
 @app.command()
 def worker(
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="Worker processes to run (each renders one job at a time)")
+    ] = 1,
     parent_pid: Annotated[
         int | None,
         typer.Option(hidden=True, help="Stop when this process (the supervisor) is gone"),
     ] = None,
 ) -> None:
-    """Run one worker process (claims jobs from the database until SIGTERM)."""
+    """Run workers: they claim jobs from the database until SIGTERM (any host will do)."""
     from musicstudio.worker.runner import Worker
 
     _logging()
+    if concurrency > 1:
+        _supervise_workers(concurrency)
+        return
 
     async def watch_parent(stop: asyncio.Event) -> None:
         # A supervisor killed with SIGKILL can't stop us: notice being orphaned instead.
@@ -131,6 +138,23 @@ def worker(
         watcher.cancel()
 
     asyncio.run(_with_context(run))
+
+
+def _supervise_workers(count: int) -> None:
+    """Keep ``count`` single worker processes alive until SIGTERM or SIGINT."""
+    from musicstudio.worker.supervisor import WorkerSupervisor
+
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: stopping.set())
+    supervisor = WorkerSupervisor(count)
+    supervisor.start()
+    console.print(f"supervising {count} worker processes")
+    try:
+        while not stopping.wait(0.5):
+            pass
+    finally:
+        supervisor.stop()
 
 
 @admin_app.command("bootstrap")

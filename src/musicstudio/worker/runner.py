@@ -123,7 +123,7 @@ class Worker:
 
     async def process(self, lease: Lease) -> None:
         """Render one claimed attempt and record its outcome (only while the lease holds)."""
-        log.info("job %s attempt %d claimed", lease.job_id, lease.attempt)
+        log.info("job %s attempt %d claimed by %s", lease.job_id, lease.attempt, self.worker_id)
         work_dir = self.work_root / f"{lease.job_id}-{lease.attempt}"
         state = AttemptState(asyncio.get_running_loop())
         keeper = asyncio.create_task(self._keep_lease(lease, state))
