@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, insert, select, update
+from sqlalchemy import ColumnElement, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from musicstudio.db.tables import generation_jobs as jobs
@@ -238,3 +238,32 @@ async def rescue_expired_leases(conn: AsyncConnection, now: datetime) -> RescueC
     return RescueCounts(
         requeued=requeued.rowcount, failed=failed.rowcount, cancelled=cancelled.rowcount
     )
+
+
+@dataclass(frozen=True)
+class QueueState:
+    """The live part of the queue, for monitoring (index range scans, never the history)."""
+
+    queued: int
+    claimable: int  # queued and available now
+    running: int
+    oldest_claimable_seconds: float  # how long the oldest claimable job has waited; 0 if none
+
+
+async def queue_state(conn: AsyncConnection, now: datetime) -> QueueState:
+    """Counts of queued, claimable and running jobs and the oldest claimable job's wait."""
+    queued, claimable, oldest = (
+        await conn.execute(
+            select(
+                func.count(),
+                func.count().filter(jobs.c.available_at <= now),
+                func.min(jobs.c.available_at).filter(jobs.c.available_at <= now),
+            ).where(jobs.c.status == QUEUED)
+        )
+    ).one()
+    running = (
+        await conn.execute(select(func.count()).where(jobs.c.status == RUNNING))
+    ).scalar_one()
+    # min() keeps the column's type, so ``oldest`` comes back as an aware UTC datetime.
+    waited = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+    return QueueState(int(queued), int(claimable), int(running), waited)

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from musicstudio import __version__
 from musicstudio.api.errors import install_error_handlers
+from musicstudio.api.metrics import Metrics, MetricsMiddleware
 from musicstudio.api.request_id import RequestIdMiddleware
 from musicstudio.api.routes import engines, generations, health, media
 from musicstudio.config import Settings, get_settings
@@ -31,7 +32,9 @@ def create_app(settings: Settings | None = None, ctx: ServiceContext | None = No
         lifespan=lifespan,
     )
     app.state.ctx = context
+    app.state.metrics = Metrics()
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
     for module in (health, engines, generations, media):
         app.include_router(module.router)

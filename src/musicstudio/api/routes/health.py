@@ -1,14 +1,18 @@
-"""Operational endpoints: liveness and readiness."""
+"""Operational endpoints: liveness, readiness and Prometheus metrics."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from musicstudio.api.context import Context
+from musicstudio.api.metrics import Metrics
+from musicstudio.clock import utcnow
 from musicstudio.errors import ServiceUnavailable
+from musicstudio.queue import queue_state
 
 router = APIRouter(tags=["operations"])
 
@@ -30,3 +34,12 @@ async def readyz(ctx: Context) -> dict[str, Any]:
     if not ctx.storage.root.is_dir():
         raise ServiceUnavailable("The storage is not reachable.")
     return {"status": "ready", "database": "ok", "storage": "ok"}
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request, ctx: Context) -> Response:
+    """Prometheus text format: this process's request latencies and the shared queue."""
+    instruments: Metrics = request.app.state.metrics
+    async with ctx.db.read() as conn:
+        instruments.record_queue(await queue_state(conn, utcnow()))
+    return Response(generate_latest(instruments.registry), media_type=CONTENT_TYPE_LATEST)
