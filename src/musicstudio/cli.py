@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,7 +19,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from musicstudio.clock import isoformat_z
-from musicstudio.config import get_settings, load_client_settings
+from musicstudio.config import get_settings, load_client_settings, log_format
+from musicstudio.logs import configure_logging
 from musicstudio.services import accounts
 from musicstudio.services.context import ServiceContext, build_context
 
@@ -33,9 +33,7 @@ TERMINAL = {"succeeded", "failed", "cancelled", "refused"}
 
 
 def _logging(level: int = logging.INFO) -> None:
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr
-    )
+    configure_logging(log_format(), level)
 
 
 async def _with_context(fn: Any) -> Any:
@@ -96,7 +94,9 @@ def serve(
     if supervisor is not None:
         supervisor.start()
     try:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        # In JSON mode uvicorn's own loggers go through ours (log_config=None).
+        uvicorn_logging: dict[str, Any] = {"log_config": None} if log_format() == "json" else {}
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", **uvicorn_logging)
     finally:
         if supervisor is not None:
             supervisor.stop()

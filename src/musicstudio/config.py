@@ -97,6 +97,17 @@ def load_settings() -> Settings:
     )
 
 
+LOG_FORMATS = ("text", "json")
+
+
+def log_format() -> str:
+    """``MUSICSTUDIO_LOG_FORMAT``: "text" (default) or "json" (one object per line)."""
+    value = (_env("LOG_FORMAT") or "text").strip().lower()
+    if value not in LOG_FORMATS:
+        raise ValueError(f"{_PREFIX}LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")
+    return value
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """Process-wide settings, read once."""
