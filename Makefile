@@ -30,6 +30,7 @@ bench: install
 	$(BIN)/python bench/list_jobs.py
 	$(BIN)/python bench/engine.py --rounds 3
 	$(BIN)/python bench/engine.py --durations 60 --all-genres --rounds 3
+	$(BIN)/python bench/jobs_queue.py
 
 lint: install
 	$(BIN)/ruff check .
