@@ -22,6 +22,7 @@ log = logging.getLogger("musicstudio.wakeup")
 
 JOBS_CHANNEL = "musicstudio_jobs"
 _RECONNECT_SECONDS = (0.5, 1.0, 2.0, 5.0)
+_CHECK_SECONDS = 30.0
 
 
 async def announce_work(conn: AsyncConnection) -> None:
@@ -81,7 +82,13 @@ class WorkSignal:
                 self.listening.set()
                 self.event.set()  # anything queued while we were not listening
                 attempt = 0
-                await lost.wait()
+                while not lost.is_set():
+                    # A half-open connection never reports its loss: check it now and then.
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(_CHECK_SECONDS):
+                            await lost.wait()
+                    if not lost.is_set():
+                        await conn.fetchval("SELECT 1", timeout=10)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database restarting, a network blip

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import replace
+
+from sqlalchemy import text
 
 from musicstudio.services import generations
 from musicstudio.services.context import ServiceContext
 from musicstudio.services.generations import NewGeneration
 from musicstudio.store.accounts import Principal
+from musicstudio.wakeup import WorkSignal, announce_work
 from musicstudio.worker.runner import Worker
 from tests.conftest import Caller
 from tests.helpers import job_row
@@ -41,3 +45,35 @@ async def test_an_idle_worker_picks_up_new_work_promptly(
         stop.set()
         await asyncio.wait_for(task, timeout=30)
     assert not worker.signal.listening.is_set(), "the listening connection is closed"
+
+
+async def test_the_listener_reconnects_after_losing_its_connection(ctx: ServiceContext) -> None:
+    signal = WorkSignal(ctx.settings.database_url)
+    if ctx.db.is_sqlite:
+        assert not signal.enabled  # SQLite has no NOTIFY: workers poll
+        return
+    signal.start()
+    try:
+        await asyncio.wait_for(signal.listening.wait(), timeout=10)
+        async with ctx.db.write() as conn:  # what a database restart does to it
+            await conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE query LIKE 'LISTEN%' AND datname = current_database()"
+                )
+            )
+        await wait_until(lambda: not signal.listening.is_set())
+        await asyncio.wait_for(signal.listening.wait(), timeout=10)
+        signal.event.clear()
+        async with ctx.db.write() as conn:
+            await announce_work(conn)
+        await asyncio.wait_for(signal.event.wait(), timeout=5)
+    finally:
+        await signal.stop()
+
+
+async def wait_until(check: Callable[[], bool], within: float = 10) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
