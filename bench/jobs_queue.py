@@ -35,6 +35,8 @@ import asyncpg
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import make_url
 
+from musicstudio.db.database import driver_dsn
+
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -43,12 +45,8 @@ DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 # --------------------------------------------------------------------------- databases
 
 
-def _plain(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 async def _admin(admin_url: str, sql: str) -> None:
-    conn = await asyncpg.connect(_plain(admin_url))
+    conn = await asyncpg.connect(driver_dsn(admin_url))
     try:
         await conn.execute(sql)
     finally:
@@ -97,36 +95,39 @@ async def _owner(url: str) -> tuple[str, str]:
 
 
 async def _fill(url: str, org_id: str, user_id: str, count: int) -> None:
-    from musicstudio import ids
     from musicstudio.clock import utcnow
     from musicstudio.db.database import Database
     from musicstudio.db.tables import generation_jobs
 
     db = Database(url)
     now = utcnow()
-    rows = [
-        {
-            "id": ids.new_id(ids.JOB),
-            "org_id": org_id,
-            "user_id": user_id,
-            "status": "queued",
-            "progress": 0,
-            "engine": "null",
-            "mode": "creation",
-            "created_at": now,
-            "updated_at": now,
-            "request": {"prompt": "x", "duration_seconds": 1},
-            "available_at": now,
-            "attempt": 0,
-            "max_attempts": 3,
-            "cancel_requested": False,
-        }
-        for _ in range(count)
-    ]
+    rows = [_job_values(org_id, user_id, now) for _ in range(count)]
     async with db.write() as conn:
         for start in range(0, len(rows), 1000):
             await conn.execute(insert(generation_jobs), rows[start : start + 1000])
     await db.dispose()
+
+
+def _job_values(org_id: str, user_id: str, now: datetime) -> dict[str, Any]:
+    """A queued null-engine job, available now."""
+    from musicstudio import ids
+
+    return {
+        "id": ids.new_id(ids.JOB),
+        "org_id": org_id,
+        "user_id": user_id,
+        "status": "queued",
+        "progress": 0,
+        "engine": "null",
+        "mode": "creation",
+        "created_at": now,
+        "updated_at": now,
+        "request": {"prompt": "x", "duration_seconds": 1},
+        "available_at": now,
+        "attempt": 0,
+        "max_attempts": 3,
+        "cancel_requested": False,
+    }
 
 
 def _track(lease: Any, now: datetime) -> dict[str, Any]:
@@ -316,7 +317,6 @@ def latency(admin_url: str, count: int, rate: float, notify: bool, poll: float) 
 
 async def _submit_jobs(url: str, org_id: str, user_id: str, count: int, rate: float) -> None:
     """Create jobs through the service (insert + NOTIFY in one transaction) at ``rate``/s."""
-    from musicstudio import ids
     from musicstudio.clock import utcnow
     from musicstudio.db.database import Database
     from musicstudio.db.tables import generation_jobs
@@ -329,24 +329,7 @@ async def _submit_jobs(url: str, org_id: str, user_id: str, count: int, rate: fl
         await asyncio.sleep(max(0.0, target - time.monotonic()))
         now = utcnow()
         async with db.write() as conn:
-            await conn.execute(
-                insert(generation_jobs).values(
-                    id=ids.new_id(ids.JOB),
-                    org_id=org_id,
-                    user_id=user_id,
-                    status="queued",
-                    progress=0,
-                    engine="null",
-                    mode="creation",
-                    created_at=now,
-                    updated_at=now,
-                    request={"prompt": "x", "duration_seconds": 1},
-                    available_at=now,
-                    attempt=0,
-                    max_attempts=3,
-                    cancel_requested=False,
-                )
-            )
+            await conn.execute(insert(generation_jobs).values(**_job_values(org_id, user_id, now)))
             await announce_work(conn)
     await db.dispose()
 

@@ -21,6 +21,7 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
+from musicstudio.db.database import driver_dsn
 from musicstudio.db.migrate import upgrade
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -31,11 +32,6 @@ TABLES = ("tracks", "generation_jobs", "api_keys", "users", "organizations")
 
 def admin_url() -> str:
     return os.environ.get("MUSICSTUDIO_TEST_POSTGRES_URL", DEFAULT_ADMIN_URL)
-
-
-def _plain(url: str) -> str:
-    """The URL as asyncpg wants it (no SQLAlchemy driver suffix)."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def _with_database(url: str, name: str) -> str:
@@ -58,7 +54,7 @@ def _run(make: Callable[[], Coroutine[Any, Any, None]]) -> None:
 
 
 async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(_plain(admin_url()), timeout=5)
+    conn = await asyncpg.connect(driver_dsn(admin_url()), timeout=5)
     try:
         await conn.execute(sql)
     finally:
@@ -86,7 +82,7 @@ def throwaway_database() -> Iterator[str]:
 
 async def empty_tables(url: str) -> None:
     """Remove every row the previous test left."""
-    conn = await asyncpg.connect(_plain(url), timeout=5)
+    conn = await asyncpg.connect(driver_dsn(url), timeout=5)
     try:
         await conn.execute(f"TRUNCATE {', '.join(TABLES)} CASCADE")
     finally:

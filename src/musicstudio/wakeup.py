@@ -18,6 +18,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from musicstudio.db.database import driver_dsn
+
 log = logging.getLogger("musicstudio.wakeup")
 
 JOBS_CHANNEL = "musicstudio_jobs"
@@ -29,11 +31,6 @@ async def announce_work(conn: AsyncConnection) -> None:
     """Tell listening workers a job is ready (delivered at commit; no-op off PostgreSQL)."""
     if conn.dialect.name == "postgresql":
         await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": JOBS_CHANNEL})
-
-
-def _dsn(database_url: str) -> str:
-    url = make_url(database_url)
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 class WorkSignal:
@@ -75,7 +72,7 @@ class WorkSignal:
         while True:
             conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(_dsn(self._url), timeout=10)
+                conn = await asyncpg.connect(driver_dsn(self._url), timeout=10)
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda *_, lost=lost: lost.set())
                 await conn.add_listener(JOBS_CHANNEL, self._notified)

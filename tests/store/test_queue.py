@@ -195,3 +195,21 @@ async def test_expired_lease_of_a_cancel_requested_job_becomes_cancelled(
         counts = await queue.rescue_expired_leases(conn, T0 + timedelta(seconds=LEASE + 1))
     assert counts.cancelled == 1
     assert (await job_row(ctx, job_id))["status"] == "cancelled"
+
+
+async def test_queue_state_counts_live_jobs_and_the_oldest_wait(
+    ctx: ServiceContext, alice: Caller
+) -> None:
+    now = T0 + timedelta(seconds=90)
+    async with ctx.db.read() as conn:
+        empty = await queue.queue_state(conn, now)
+    assert empty == queue.QueueState(0, 0, 0, 0.0)
+    await insert_job_rows(ctx, alice.org_id, alice.user_id, 2, created_at=T0)
+    await insert_job_rows(ctx, alice.org_id, alice.user_id, 1, created_at=T0 + timedelta(30))
+    await insert_job_rows(ctx, alice.org_id, alice.user_id, 1, created_at=T0, status="running")
+    await insert_job_rows(ctx, alice.org_id, alice.user_id, 1, created_at=T0, status="succeeded")
+    async with ctx.db.read() as conn:
+        state = await queue.queue_state(conn, now)
+    # The job available in 30 days is queued but not claimable; history is not counted.
+    assert (state.queued, state.claimable, state.running) == (3, 2, 1)
+    assert state.oldest_claimable_seconds == 90.0

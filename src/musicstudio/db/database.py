@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import Executable, RowMapping, create_engine, event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 _WRITE_OPTION = "musicstudio_write"
@@ -26,6 +26,11 @@ POSTGRES_SETTINGS = (
     ("plan_cache_mode", "force_custom_plan"),
     ("application_name", "musicstudio"),
 )
+
+
+def driver_dsn(database_url: str) -> str:
+    """A ``postgresql+asyncpg://`` URL as plain asyncpg takes it (for LISTEN and admin work)."""
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def _install_sqlite_hooks(sync_engine: Engine) -> None:
