@@ -27,7 +27,7 @@ import secrets
 import statistics
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -167,16 +167,13 @@ async def _drain(url: str, owner: str, start_at: float) -> int:
 
     db = Database(url)
     done = 0
-    async with db.read():
-        pass  # open a pooled connection before the start signal
+    await queue.claim_next_job(db, owner, utcnow() - timedelta(days=365), 30)  # opens the pool
     await asyncio.sleep(max(0.0, start_at - time.time()))
     while True:
-        async with db.write() as conn:
-            lease = await queue.claim_next_job(conn, owner, utcnow(), 30)
+        lease = await queue.claim_next_job(db, owner, utcnow(), 30)
         if lease is None:
             break
-        async with db.write() as conn:
-            await queue.complete_job(conn, lease, utcnow(), _track(lease, utcnow()))
+        await queue.complete_job(db, lease, utcnow(), _track(lease, utcnow()))
         done += 1
     await db.dispose()
     return done
@@ -195,13 +192,11 @@ async def _serve(url: str, owner: str, notify: bool, poll: float, stop_at: float
         signal.start()
     done = 0
     while time.time() < stop_at:
-        async with db.write() as conn:
-            lease = await queue.claim_next_job(conn, owner, utcnow(), 30)
+        lease = await queue.claim_next_job(db, owner, utcnow(), 30)
         if lease is None:
             await signal.wait(min(poll, max(0.0, stop_at - time.time())))
             continue
-        async with db.write() as conn:
-            await queue.complete_job(conn, lease, utcnow(), _track(lease, utcnow()))
+        await queue.complete_job(db, lease, utcnow(), _track(lease, utcnow()))
         done += 1
     await signal.stop()
     await db.dispose()

@@ -9,15 +9,27 @@ atomically, so each attempt belongs to exactly one worker.
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Insert,
+    Integer,
+    bindparam,
+    case,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from musicstudio.db.database import Database
+from musicstudio.db.tables import UtcDateTime, tracks
 from musicstudio.db.tables import generation_jobs as jobs
-from musicstudio.db.tables import tracks
 from musicstudio.store.jobs import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
 
 MAX_RUNNING_PROGRESS = 99  # 100 means succeeded, and only a finished job says so
@@ -61,131 +73,171 @@ class RescueCounts:
     cancelled: int
 
 
-def _held(lease: Lease) -> tuple[ColumnElement[bool], ...]:
+def _held() -> tuple[ColumnElement[bool], ...]:
+    """The lease still holds: this attempt, this owner, still running."""
     return (
-        jobs.c.id == lease.job_id,
-        jobs.c.attempt == lease.attempt,
-        jobs.c.lease_owner == lease.owner,
+        jobs.c.id == bindparam("held_id"),
+        jobs.c.attempt == bindparam("held_attempt"),
+        jobs.c.lease_owner == bindparam("held_owner"),
         jobs.c.status == RUNNING,
     )
 
 
-def _progress_at_least(value: int) -> Any:
-    # Clients never see progress go down: a retried attempt reports the maximum so far.
-    value = max(0, min(int(value), MAX_RUNNING_PROGRESS))
-    return case((jobs.c.progress < value, value), else_=jobs.c.progress)
+def _held_params(lease: Lease, now: datetime) -> dict[str, Any]:
+    return {
+        "held_id": lease.job_id,
+        "held_attempt": lease.attempt,
+        "held_owner": lease.owner,
+        "now": now,
+    }
+
+
+_NOW = bindparam("now", type_=UtcDateTime())
+_LEASE_EXPIRES = bindparam("lease_until", type_=UtcDateTime())
+_RELEASED = {"lease_owner": None, "lease_expires_at": None, "updated_at": _NOW}
+
+# The queue's hot statements are built once, with bound parameters, so the PostgreSQL path
+# compiles each one once for the plain driver (``Database.execute_one``).
+_CLAIM = (
+    update(jobs)
+    .where(
+        jobs.c.id
+        == (
+            select(jobs.c.id)
+            .where(jobs.c.status == QUEUED, jobs.c.available_at <= _NOW)
+            .order_by(jobs.c.available_at, jobs.c.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)  # PostgreSQL; SQLite serialises writers instead
+            .scalar_subquery()
+        ),
+        jobs.c.status == QUEUED,
+    )
+    .values(
+        status=RUNNING,
+        attempt=jobs.c.attempt + 1,
+        lease_owner=bindparam("owner"),
+        lease_expires_at=_LEASE_EXPIRES,
+        started_at=_NOW,
+        updated_at=_NOW,
+    )
+    .returning(
+        jobs.c.id,
+        jobs.c.attempt,
+        jobs.c.org_id,
+        jobs.c.user_id,
+        jobs.c.engine,
+        jobs.c.mode,
+        jobs.c.request,
+        jobs.c.max_attempts,
+    )
+)
+
+# Clients never see progress go down: a retried attempt reports the maximum so far.
+_PROGRESS = bindparam("progress_floor", type_=Integer())
+_HEARTBEAT = (
+    update(jobs)
+    .where(*_held())
+    .values(
+        lease_expires_at=_LEASE_EXPIRES,
+        progress=case((jobs.c.progress < _PROGRESS, _PROGRESS), else_=jobs.c.progress),
+        updated_at=_NOW,
+    )
+    .returning(jobs.c.cancel_requested)
+)
+
+# A cancellation that arrived during the last stage wins over the result.
+_SUCCEED = (
+    update(jobs)
+    .where(*_held(), jobs.c.cancel_requested.is_(False))
+    .values(
+        status=SUCCEEDED,
+        progress=100,
+        result_track_id=bindparam("new_track_id"),
+        finished_at=_NOW,
+        **_RELEASED,
+    )
+    .returning(jobs.c.id)
+)
+
+_CANCEL = (
+    update(jobs)
+    .where(*_held(), jobs.c.cancel_requested.is_(True))
+    .values(status=CANCELLED, finished_at=_NOW, **_RELEASED)
+    .returning(jobs.c.id)
+)
+
+
+@functools.lru_cache(maxsize=8)
+def _succeed_with_track(columns: tuple[str, ...]) -> Insert:
+    """PostgreSQL: ``_SUCCEED`` and the track insert as one statement (a data-modifying CTE),
+    so completing a job is one round trip and the track exists only if the job succeeded."""
+    done = _SUCCEED.cte("succeeded")
+    values = [bindparam(f"track_{name}", type_=tracks.c[name].type) for name in columns]
+    return (
+        insert(tracks)
+        .from_select(list(columns), select(*values).select_from(done))
+        .returning(tracks.c.id)
+    )
 
 
 async def claim_next_job(
-    conn: AsyncConnection, owner: str, now: datetime, lease_seconds: float
+    db: Database, owner: str, now: datetime, lease_seconds: float
 ) -> Lease | None:
     """Take the oldest available queued job under a fresh lease, or None if there is none."""
-    candidate = (
-        select(jobs.c.id)
-        .where(jobs.c.status == QUEUED, jobs.c.available_at <= now)
-        .order_by(jobs.c.available_at, jobs.c.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)  # PostgreSQL; SQLite serialises writers instead
-        .scalar_subquery()
+    row = await db.execute_one(
+        _CLAIM,
+        {"now": now, "owner": owner, "lease_until": now + timedelta(seconds=lease_seconds)},
     )
-    result = await conn.execute(
-        update(jobs)
-        .where(jobs.c.id == candidate, jobs.c.status == QUEUED)
-        .values(
-            status=RUNNING,
-            attempt=jobs.c.attempt + 1,
-            lease_owner=owner,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-            started_at=now,
-            updated_at=now,
-        )
-        .returning(
-            jobs.c.id,
-            jobs.c.attempt,
-            jobs.c.org_id,
-            jobs.c.user_id,
-            jobs.c.engine,
-            jobs.c.mode,
-            jobs.c.request,
-            jobs.c.max_attempts,
-        )
-    )
-    row = result.first()
     if row is None:
         return None
     return Lease(
-        job_id=row.id,
-        attempt=row.attempt,
+        job_id=row["id"],
+        attempt=row["attempt"],
         owner=owner,
-        org_id=row.org_id,
-        user_id=row.user_id,
-        engine=row.engine,
-        mode=row.mode,
-        request=dict(row.request),
-        max_attempts=row.max_attempts,
+        org_id=row["org_id"],
+        user_id=row["user_id"],
+        engine=row["engine"],
+        mode=row["mode"],
+        request=dict(row["request"]),
+        max_attempts=row["max_attempts"],
     )
 
 
 async def heartbeat(
-    conn: AsyncConnection, lease: Lease, now: datetime, lease_seconds: float, progress: int
+    db: Database, lease: Lease, now: datetime, lease_seconds: float, progress: int
 ) -> Heartbeat:
     """Extend the lease and record progress; tells whether cancellation was asked for."""
-    result = await conn.execute(
-        update(jobs)
-        .where(*_held(lease))
-        .values(
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-            progress=_progress_at_least(progress),
-            updated_at=now,
-        )
-        .returning(jobs.c.cancel_requested)
-    )
-    row = result.first()
+    params = _held_params(lease, now)
+    params["lease_until"] = now + timedelta(seconds=lease_seconds)
+    params["progress_floor"] = max(0, min(int(progress), MAX_RUNNING_PROGRESS))
+    row = await db.execute_one(_HEARTBEAT, params)
     if row is None:
         return Heartbeat(held=False, cancel_requested=False)
-    return Heartbeat(held=True, cancel_requested=bool(row.cancel_requested))
+    return Heartbeat(held=True, cancel_requested=bool(row["cancel_requested"]))
 
 
-async def complete_job(
-    conn: AsyncConnection, lease: Lease, now: datetime, track: dict[str, Any]
-) -> Outcome:
-    """Record success and insert its track in the caller's transaction, if the lease still holds.
-
-    A cancellation that arrived during the last stage wins over the result.
-    """
-    result = await conn.execute(
-        update(jobs)
-        .where(*_held(lease), jobs.c.cancel_requested.is_(False))
-        .values(
-            status=SUCCEEDED,
-            progress=100,
-            result_track_id=track["id"],
-            lease_owner=None,
-            lease_expires_at=None,
-            finished_at=now,
-            updated_at=now,
-        )
-    )
-    if result.rowcount == 1:
-        await conn.execute(insert(tracks).values(**track))
+async def complete_job(db: Database, lease: Lease, now: datetime, track: dict[str, Any]) -> Outcome:
+    """Record success and insert its track atomically, if the lease still holds and no
+    cancellation was asked for."""
+    params = _held_params(lease, now)
+    params["new_track_id"] = track["id"]
+    if db.dialect == "postgresql":
+        columns = tuple(sorted(track))
+        params.update({f"track_{name}": track[name] for name in columns})
+        succeeded = await db.execute_one(_succeed_with_track(columns), params) is not None
+    else:  # SQLite has no data-modifying CTEs: two statements in one transaction
+        async with db.write() as conn:
+            succeeded = (await conn.execute(_SUCCEED, params)).first() is not None
+            if succeeded:
+                await conn.execute(insert(tracks).values(**track))
+    if succeeded:
         return Outcome.SUCCEEDED
-    return Outcome.CANCELLED if await mark_cancelled(conn, lease, now) else Outcome.LOST
+    return Outcome.CANCELLED if await mark_cancelled(db, lease, now) else Outcome.LOST
 
 
-async def mark_cancelled(conn: AsyncConnection, lease: Lease, now: datetime) -> bool:
+async def mark_cancelled(db: Database, lease: Lease, now: datetime) -> bool:
     """The worker stopped at a checkpoint after a cancel request."""
-    result = await conn.execute(
-        update(jobs)
-        .where(*_held(lease), jobs.c.cancel_requested.is_(True))
-        .values(
-            status=CANCELLED,
-            lease_owner=None,
-            lease_expires_at=None,
-            finished_at=now,
-            updated_at=now,
-        )
-    )
-    return result.rowcount == 1
+    return await db.execute_one(_CANCEL, _held_params(lease, now)) is not None
 
 
 async def fail_or_retry(
@@ -199,7 +251,7 @@ async def fail_or_retry(
 ) -> str | None:
     """After an error: back to the queue while attempts remain (and retrying can help), else
     failed with ``error_message``. Returns the new status, or None if the lease was lost."""
-    if await mark_cancelled(conn, lease, now):
+    if (await conn.execute(_CANCEL, _held_params(lease, now))).first() is not None:
         return CANCELLED
     if retryable and lease.attempt < lease.max_attempts:
         values: dict[str, Any] = {
@@ -212,8 +264,9 @@ async def fail_or_retry(
         new_status = FAILED
     result = await conn.execute(
         update(jobs)
-        .where(*_held(lease))
-        .values(lease_owner=None, lease_expires_at=None, updated_at=now, **values)
+        .where(*_held())
+        .values(lease_owner=None, lease_expires_at=None, updated_at=now, **values),
+        _held_params(lease, now),
     )
     return new_status if result.rowcount == 1 else None
 

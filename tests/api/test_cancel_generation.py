@@ -22,8 +22,7 @@ async def test_cancel_of_a_queued_job_is_immediate(
     )
     assert response.status_code == 200
     assert response.json()["status"] == "cancelled"
-    async with ctx.db.write() as conn:
-        assert await queue.claim_next_job(conn, "w", utcnow(), 30) is None
+    assert await queue.claim_next_job(ctx.db, "w", utcnow(), 30) is None
 
 
 async def test_cancel_of_a_running_job_is_cooperative(
@@ -32,17 +31,15 @@ async def test_cancel_of_a_running_job_is_cooperative(
     job = (
         await client.post(alice.path("/generations"), json=job_body(), headers=alice.headers)
     ).json()
-    async with ctx.db.write() as conn:
-        lease = await queue.claim_next_job(conn, "w", utcnow(), 30)
+    lease = await queue.claim_next_job(ctx.db, "w", utcnow(), 30)
     assert lease is not None
     response = await client.post(
         alice.path(f"/generations/{job['id']}/cancel"), headers=alice.headers
     )
     assert response.json()["status"] == "running", "the worker stops at its next checkpoint"
-    async with ctx.db.write() as conn:
-        beat = await queue.heartbeat(conn, lease, utcnow(), 30, progress=40)
-        assert beat.cancel_requested
-        assert await queue.mark_cancelled(conn, lease, utcnow())
+    beat = await queue.heartbeat(ctx.db, lease, utcnow(), 30, progress=40)
+    assert beat.cancel_requested
+    assert await queue.mark_cancelled(ctx.db, lease, utcnow())
     after = (
         await client.get(alice.path(f"/generations/{job['id']}"), headers=alice.headers)
     ).json()

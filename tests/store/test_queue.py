@@ -19,8 +19,7 @@ LEASE = 30
 
 
 async def _claim(ctx: ServiceContext, owner: str, now: datetime) -> queue.Lease | None:
-    async with ctx.db.write() as conn:
-        return await queue.claim_next_job(conn, owner, now, LEASE)
+    return await queue.claim_next_job(ctx.db, owner, now, LEASE)
 
 
 def _track(lease: queue.Lease, track_id: str) -> dict[str, object]:
@@ -85,8 +84,8 @@ async def test_expired_lease_is_rescued_and_stale_worker_cannot_finish(
     [job_id] = await insert_job_rows(ctx, alice.org_id, alice.user_id, 1, created_at=T0)
     stale = await _claim(ctx, "w-old", T0)
     assert stale is not None
+    await queue.heartbeat(ctx.db, stale, T0 + timedelta(seconds=5), LEASE, progress=60)
     async with ctx.db.write() as conn:
-        await queue.heartbeat(conn, stale, T0 + timedelta(seconds=5), LEASE, progress=60)
         # Not expired yet: nothing to rescue.
         counts = await queue.rescue_expired_leases(conn, T0 + timedelta(seconds=20))
         assert counts.requeued == 0
@@ -95,14 +94,11 @@ async def test_expired_lease_is_rescued_and_stale_worker_cannot_finish(
     fresh = await _claim(ctx, "w-new", T0 + timedelta(seconds=41))
     assert fresh is not None and fresh.job_id == job_id and fresh.attempt == 2
 
-    async with ctx.db.write() as conn:
-        beat = await queue.heartbeat(conn, stale, T0 + timedelta(seconds=42), LEASE, progress=99)
-        assert not beat.held
-        assert (
-            await queue.complete_job(conn, stale, T0, _track(stale, "mtrack_stale")) is Outcome.LOST
-        )
-    async with ctx.db.write() as conn:
-        outcome = await queue.complete_job(conn, fresh, T0, _track(fresh, "mtrack_fresh"))
+    beat = await queue.heartbeat(ctx.db, stale, T0 + timedelta(seconds=42), LEASE, progress=99)
+    assert not beat.held
+    stale_track = _track(stale, "mtrack_stale")
+    assert await queue.complete_job(ctx.db, stale, T0, stale_track) is Outcome.LOST
+    outcome = await queue.complete_job(ctx.db, fresh, T0, _track(fresh, "mtrack_fresh"))
     assert outcome is Outcome.SUCCEEDED
     row = await job_row(ctx, job_id)
     assert row["status"] == "succeeded" and row["progress"] == 100
@@ -118,17 +114,15 @@ async def test_progress_never_decreases_and_is_100_only_on_success(
     [job_id] = await insert_job_rows(ctx, alice.org_id, alice.user_id, 1, created_at=T0)
     lease = await _claim(ctx, "w", T0)
     assert lease is not None
-    async with ctx.db.write() as conn:
-        await queue.heartbeat(conn, lease, T0, LEASE, progress=70)
-        await queue.heartbeat(conn, lease, T0, LEASE, progress=20)
-        await queue.heartbeat(conn, lease, T0, LEASE, progress=100)
+    await queue.heartbeat(ctx.db, lease, T0, LEASE, progress=70)
+    await queue.heartbeat(ctx.db, lease, T0, LEASE, progress=20)
+    await queue.heartbeat(ctx.db, lease, T0, LEASE, progress=100)
     assert (await job_row(ctx, job_id))["progress"] == 99
     async with ctx.db.write() as conn:
         await queue.rescue_expired_leases(conn, T0 + timedelta(seconds=LEASE + 1))
     retry = await _claim(ctx, "w2", T0 + timedelta(seconds=LEASE + 2))
     assert retry is not None
-    async with ctx.db.write() as conn:
-        await queue.heartbeat(conn, retry, T0, LEASE, progress=10)
+    await queue.heartbeat(ctx.db, retry, T0, LEASE, progress=10)
     assert (await job_row(ctx, job_id))["progress"] == 99, "a retry reports the maximum so far"
 
 
@@ -177,8 +171,7 @@ async def test_cancel_requested_during_render_wins_over_completion(
     assert lease is not None
     async with ctx.db.write() as conn:
         await cancel_job(conn, alice.org_id, alice.user_id, job_id, T0)
-    async with ctx.db.write() as conn:
-        outcome = await queue.complete_job(conn, lease, T0, _track(lease, "mtrack_x"))
+    outcome = await queue.complete_job(ctx.db, lease, T0, _track(lease, "mtrack_x"))
     assert outcome is Outcome.CANCELLED
     assert (await job_row(ctx, job_id))["status"] == "cancelled"
 

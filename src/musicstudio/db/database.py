@@ -9,16 +9,20 @@ PostgreSQL connections (asyncpg) get the planner settings in ``POSTGRES_SETTINGS
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 from sqlalchemy import Executable, RowMapping, create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
+from musicstudio.db.plain import PlainStatement, open_pool
+
 _WRITE_OPTION = "musicstudio_write"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+PLAIN_POOL_SIZE = 4  # plain PostgreSQL connections per process, for hot single statements
 # Set on every PostgreSQL connection (DESIGN.md, list query): the index-ordered page scan
 # is what we want, and generic cached plans were 40-100x slower on deep pages.
 POSTGRES_SETTINGS = (
@@ -68,6 +72,9 @@ class Database:
                 kwargs["connect_args"] = {"server_settings": dict(POSTGRES_SETTINGS)}
         self.engine = create_async_engine(url, **kwargs)
         self._sync_reader: Engine | None = None
+        self._plain_pool: asyncpg.Pool | None = None
+        self._plain_pool_lock = asyncio.Lock()
+        self._plain_statements: dict[Executable, PlainStatement] = {}
         if self.is_sqlite:
             _install_sqlite_hooks(self.engine.sync_engine)
             # aiosqlite hands every driver call to its thread and back (~9 hand-offs per
@@ -116,12 +123,44 @@ class Database:
             result = await conn.execute(statement)
             return list(result.mappings())
 
+    async def execute_one(
+        self, statement: Executable, params: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """Run one statement as its own write transaction; its first returned row, if any.
+
+        For hot writes (the queue's claim, heartbeat and completion), whose statements are
+        long-lived objects with bound parameters. On PostgreSQL this is one round trip on the
+        plain driver, the statement compiled once; elsewhere a ``write()`` transaction.
+        """
+        if self.dialect != "postgresql":
+            async with self.write() as conn:
+                row = (await conn.execute(statement, dict(params))).first()
+            return None if row is None else dict(row._mapping)
+        plain = self._plain_statements.get(statement)
+        if plain is None:
+            plain = self._plain_statements[statement] = PlainStatement(statement)
+        pool = self._plain_pool or await self._open_plain_pool()
+        async with pool.acquire() as conn:
+            record = await conn.fetchrow(plain.sql, *plain.args(params))
+        return None if record is None else dict(record)
+
+    async def _open_plain_pool(self) -> asyncpg.Pool:
+        async with self._plain_pool_lock:
+            if self._plain_pool is None:
+                self._plain_pool = await open_pool(
+                    driver_dsn(self.url), dict(POSTGRES_SETTINGS), max_size=PLAIN_POOL_SIZE
+                )
+            return self._plain_pool
+
     def _fetch_all_sync(self, statement: Executable) -> list[RowMapping]:
         assert self._sync_reader is not None
         with self._sync_reader.connect() as conn:
             return list(conn.execute(statement).mappings())
 
     async def dispose(self) -> None:
+        if self._plain_pool is not None:
+            await self._plain_pool.close()
+            self._plain_pool = None
         await self.engine.dispose()
         if self._sync_reader is not None:
             self._sync_reader.dispose()

@@ -100,10 +100,9 @@ class Worker:
     async def run_once(self) -> bool:
         """Rescue expired leases if due, then claim and process one job. True if one ran."""
         await self.rescue_if_due()
-        async with self.ctx.db.write() as conn:
-            lease = await queue.claim_next_job(
-                conn, self.worker_id, utcnow(), self.settings.lease_seconds
-            )
+        lease = await queue.claim_next_job(
+            self.ctx.db, self.worker_id, utcnow(), self.settings.lease_seconds
+        )
         if lease is None:
             return False
         await self.process(lease)
@@ -155,8 +154,7 @@ class Worker:
             result = await asyncio.to_thread(engine.render, request, state.report, state.cancelled)
         except RenderCancelled:
             if not state.lease_lost:
-                async with self.ctx.db.write() as conn:
-                    await queue.mark_cancelled(conn, lease, utcnow())
+                await queue.mark_cancelled(self.ctx.db, lease, utcnow())
             log.info("job %s stopped (cancelled=%s)", lease.job_id, state.cancel_requested)
             return None
         except RenderError as exc:
@@ -191,8 +189,7 @@ class Worker:
         now = utcnow()
         track = _track_values(lease, result, track_id, stored, now, instrumental)
         try:
-            async with self.ctx.db.write() as conn:
-                outcome = await queue.complete_job(conn, lease, now, track)
+            outcome = await queue.complete_job(self.ctx.db, lease, now, track)
         except Exception:
             await asyncio.to_thread(delete_objects, storage, stored.keys)
             raise
@@ -260,10 +257,9 @@ class Worker:
             if not due and progress == written:
                 continue
             try:
-                async with self.ctx.db.write() as conn:
-                    beat = await queue.heartbeat(
-                        conn, lease, utcnow(), self.settings.lease_seconds, progress
-                    )
+                beat = await queue.heartbeat(
+                    self.ctx.db, lease, utcnow(), self.settings.lease_seconds, progress
+                )
             except Exception:
                 log.exception("job %s: heartbeat failed; will retry", lease.job_id)
                 await asyncio.sleep(1.0)
