@@ -96,7 +96,10 @@ def serve(
     try:
         # In JSON mode uvicorn's own loggers go through ours (log_config=None).
         uvicorn_logging: dict[str, Any] = {"log_config": None} if log_format() == "json" else {}
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", **uvicorn_logging)
+        api = create_app(settings)
+        if supervisor is not None:
+            api.state.metrics.include_workers(supervisor.metrics)
+        uvicorn.run(api, host=host, port=port, log_level="info", **uvicorn_logging)
     finally:
         if supervisor is not None:
             supervisor.stop()
@@ -107,18 +110,27 @@ def worker(
     concurrency: Annotated[
         int, typer.Option(min=1, help="Worker processes to run (each renders one job at a time)")
     ] = 1,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(min=1, max=65535, help="Serve Prometheus metrics on this port"),
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Interface for --metrics-port")] = "127.0.0.1",
     parent_pid: Annotated[
         int | None,
         typer.Option(hidden=True, help="Stop when this process (the supervisor) is gone"),
     ] = None,
 ) -> None:
     """Run workers: they claim jobs from the database until SIGTERM (any host will do)."""
+    from musicstudio.worker.metrics import WorkerMetrics
     from musicstudio.worker.runner import Worker
 
     _logging()
+    metrics_address = None if metrics_port is None else (metrics_host, metrics_port)
     if concurrency > 1:
-        _supervise_workers(concurrency)
+        _supervise_workers(concurrency, metrics_address)
         return
+    metrics = WorkerMetrics()
+    server = _serve_metrics(metrics.registry, metrics_address)
 
     async def watch_parent(stop: asyncio.Event) -> None:
         # A supervisor killed with SIGKILL can't stop us: notice being orphaned instead.
@@ -134,13 +146,28 @@ def worker(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         watcher = asyncio.create_task(watch_parent(stop))
-        await Worker(ctx).run(stop)
+        await Worker(ctx, metrics=metrics).run(stop)
         watcher.cancel()
 
-    asyncio.run(_with_context(run))
+    try:
+        asyncio.run(_with_context(run))
+    finally:
+        if server is not None:
+            server.shutdown()
 
 
-def _supervise_workers(count: int) -> None:
+def _serve_metrics(registry: Any, address: tuple[str, int] | None) -> Any:
+    """Prometheus's text format at ``http://host:port/metrics`` from a thread, if asked for."""
+    if address is None:
+        return None
+    from prometheus_client import start_http_server
+
+    server, _thread = start_http_server(address[1], addr=address[0], registry=registry)
+    console.print(f"metrics on http://{address[0]}:{address[1]}/metrics")
+    return server
+
+
+def _supervise_workers(count: int, metrics_address: tuple[str, int] | None) -> None:
     """Keep ``count`` single worker processes alive until SIGTERM or SIGINT."""
     from musicstudio.worker.supervisor import WorkerSupervisor
 
@@ -148,12 +175,15 @@ def _supervise_workers(count: int) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, frame: stopping.set())
     supervisor = WorkerSupervisor(count)
+    server = _serve_metrics(supervisor.metrics.registry(), metrics_address)
     supervisor.start()
     console.print(f"supervising {count} worker processes")
     try:
         while not stopping.wait(0.5):
             pass
     finally:
+        if server is not None:
+            server.shutdown()
         supervisor.stop()
 
 

@@ -52,6 +52,7 @@ class Lease:
     mode: str
     request: dict[str, Any]
     max_attempts: int
+    available_at: datetime  # when the job became claimable (submitted, or re-queued)
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,7 @@ _CLAIM = (
         jobs.c.mode,
         jobs.c.request,
         jobs.c.max_attempts,
+        jobs.c.available_at,
     )
 )
 
@@ -200,6 +202,7 @@ async def claim_next_job(
         mode=row["mode"],
         request=dict(row["request"]),
         max_attempts=row["max_attempts"],
+        available_at=row["available_at"],
     )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.postgres import throwaway_database
 from tests.processes import (
@@ -44,7 +45,12 @@ def test_api_only_process_and_worker_pool_share_the_queue(tmp_path: Path) -> Non
             headers = {"X-API-Key": issued["api_key"]}
             org_url = f"{base}/v1/music/{issued['organization_id']}"
             jobs_url = "/generations"
-            workers = start_cli(["worker", "--concurrency", "2"], env, tmp_path / "workers.log")
+            metrics_port = free_port()
+            workers = start_cli(
+                ["worker", "--concurrency", "2", "--metrics-port", str(metrics_port)],
+                env,
+                tmp_path / "workers.log",
+            )
             wait_for(
                 lambda: (
                     (tmp_path / "workers.log").read_text().count(" started\n") >= 2
@@ -65,6 +71,7 @@ def test_api_only_process_and_worker_pool_share_the_queue(tmp_path: Path) -> Non
                     assert job["status"] == "succeeded", job
                     audio = http.get(job["playback_url"])
                     assert audio.status_code == 200 and len(audio.content) > 1000
+            samples = _samples(httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text)
         finally:
             if workers is not None:
                 stop(workers)
@@ -75,3 +82,18 @@ def test_api_only_process_and_worker_pool_share_the_queue(tmp_path: Path) -> Non
         assert sorted(job for job, _, _ in claims) == sorted(ids), "each job claimed once"
         assert {attempt for _, attempt, _ in claims} == {"1"}
         assert len({pid for _, _, pid in claims}) == 2, "both worker processes took jobs"
+    # The pool's metrics endpoint sums both processes' samples.
+    assert samples[("musicstudio_job_claim_latency_seconds_count", ())] == JOBS
+    assert samples[("musicstudio_worker_attempts_total", (("outcome", "succeeded"),))] == JOBS
+    rtf_key = (("engine", "studio"),)
+    assert samples[("musicstudio_render_realtime_factor_count", rtf_key)] == JOBS
+    mean_rtf = samples[("musicstudio_render_realtime_factor_sum", rtf_key)] / JOBS
+    assert mean_rtf > 1.0, "the studio engine renders faster than real time"
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }

@@ -107,6 +107,13 @@ def test_serve_end_to_end(tmp_path: Path) -> None:
         cancelled = http.post(f"/generations/{second['id']}/cancel").json()
         assert cancelled["status"] == "succeeded", "cancel of a terminal job is a no-op"
         http.close()
+
+        # The API's /metrics carries its supervised workers' metrics, the killed one's too.
+        metrics = httpx.get(f"{base}/metrics").text
+        rendered = re.search(
+            r'^musicstudio_render_realtime_factor_count\{engine="studio"\} (\S+)$', metrics, re.M
+        )
+        assert rendered and float(rendered.group(1)) == 3.0, metrics
     finally:
         workers = _children(server.pid)
         server.send_signal(signal.SIGINT)

@@ -54,6 +54,7 @@ async def test_claims_oldest_first_and_increments_attempt(
     )
     lease = await _claim(ctx, "w1", T0 + timedelta(days=2))
     assert lease is not None and lease.job_id == first[0] and lease.attempt == 1
+    assert lease.available_at == T0, "an aware UTC datetime on both backends"
     lease2 = await _claim(ctx, "w2", T0 + timedelta(days=2))
     assert lease2 is not None and lease2.job_id == second[0]
     assert await _claim(ctx, "w3", T0 + timedelta(days=2)) is None

@@ -7,10 +7,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
 import soundfile as sf
 from sqlalchemy import select
 
 from musicstudio import queue
+from musicstudio.clock import utcnow
 from musicstudio.db.tables import tracks
 from musicstudio.engines.base import (
     CancelledFn,
@@ -208,6 +210,39 @@ class _Recorder(_Engine):
             licence=Licence("unclear", "test", False, True),
             recipe={"from": "recorder"},
         )
+
+
+async def test_worker_records_claim_latency_render_speed_and_outcomes(
+    ctx: ServiceContext, alice: Caller
+) -> None:
+    engine = _Recorder("recorder", await _master_path(ctx, alice))
+    ctx = _with_engines(ctx, engine)
+    submitted = utcnow()
+    await _submit(ctx, alice, engine="recorder")
+    worker = Worker(ctx)
+    assert await worker.run_once()
+    waited = (utcnow() - submitted).total_seconds()
+    registry = worker.metrics.registry
+
+    def sample(name: str, **labels: str) -> float:
+        value = registry.get_sample_value(name, labels)
+        assert value is not None, name
+        return value
+
+    assert sample("musicstudio_job_claim_latency_seconds_count") == 1
+    assert 0 <= sample("musicstudio_job_claim_latency_seconds_sum") <= waited
+    assert sample("musicstudio_render_realtime_factor_count", engine="recorder") == 1
+    render_seconds = sample("musicstudio_render_duration_seconds_sum", engine="recorder")
+    rtf = sample("musicstudio_render_realtime_factor_sum", engine="recorder")
+    assert rtf == pytest.approx(2.0 / render_seconds), "the recorder's 2 s of audio"
+    assert sample("musicstudio_worker_attempts_total", outcome="succeeded") == 1
+
+    picky = _Engine("picky", RenderError("This prompt cannot be rendered."))
+    ctx = _with_engines(ctx, picky)
+    worker.ctx = ctx
+    await _submit(ctx, alice, engine="picky")
+    assert await worker.run_once()
+    assert sample("musicstudio_worker_attempts_total", outcome="failed") == 1
 
 
 async def test_seed_track_recipe_reaches_the_engine(ctx: ServiceContext, alice: Caller) -> None:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import time
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from musicstudio.queue import QueueState
+from musicstudio.worker.metrics import SharedMetricsDir
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -46,6 +48,10 @@ class Metrics:
             "How long the oldest claimable job has been waiting for a worker.",
             registry=self.registry,
         )
+
+    def include_workers(self, samples: SharedMetricsDir) -> None:
+        """Serve the metrics of the workers this process supervises beside its own."""
+        MultiProcessCollector(self.registry, path=str(samples.path))  # type: ignore[no-untyped-call]
 
     def record_queue(self, state: QueueState) -> None:
         self.jobs.labels(status="queued").set(state.queued)

@@ -27,9 +27,11 @@ from musicstudio.engines.base import (
 from musicstudio.queue import Lease, Outcome
 from musicstudio.services.context import ServiceContext
 from musicstudio.storage.base import StorageError
+from musicstudio.store.jobs import QUEUED
 from musicstudio.store.tracks import attach_stems, get_track_recipe
 from musicstudio.wakeup import WorkSignal, announce_work
 from musicstudio.worker.attempt import AttemptState
+from musicstudio.worker.metrics import WorkerMetrics
 from musicstudio.worker.upload import StoredRender, delete_objects, upload_render, upload_stems
 
 log = logging.getLogger("musicstudio.worker")
@@ -46,9 +48,15 @@ def new_worker_id() -> str:
 class Worker:
     """One worker: processes jobs one at a time until ``stop`` is set."""
 
-    def __init__(self, ctx: ServiceContext, worker_id: str | None = None) -> None:
+    def __init__(
+        self,
+        ctx: ServiceContext,
+        worker_id: str | None = None,
+        metrics: WorkerMetrics | None = None,
+    ) -> None:
         self.ctx = ctx
         self.worker_id = worker_id or new_worker_id()
+        self.metrics = metrics or WorkerMetrics()
         self.settings = ctx.settings
         self._last_rescue = 0.0
         self.signal = WorkSignal(ctx.settings.database_url)
@@ -100,11 +108,14 @@ class Worker:
     async def run_once(self) -> bool:
         """Rescue expired leases if due, then claim and process one job. True if one ran."""
         await self.rescue_if_due()
+        claimed_at = utcnow()
         lease = await queue.claim_next_job(
-            self.ctx.db, self.worker_id, utcnow(), self.settings.lease_seconds
+            self.ctx.db, self.worker_id, claimed_at, self.settings.lease_seconds
         )
         if lease is None:
             return False
+        waited = (claimed_at - lease.available_at).total_seconds()
+        self.metrics.claim_latency.observe(max(0.0, waited))
         await self.process(lease)
         return True
 
@@ -150,11 +161,12 @@ class Worker:
             return None
         await asyncio.to_thread(work_dir.mkdir, parents=True, exist_ok=True)
         request = _render_request(lease, work_dir, await self._continuation(lease))
+        started = time.monotonic()
         try:
             result = await asyncio.to_thread(engine.render, request, state.report, state.cancelled)
         except RenderCancelled:
-            if not state.lease_lost:
-                await queue.mark_cancelled(self.ctx.db, lease, utcnow())
+            if not state.lease_lost and await queue.mark_cancelled(self.ctx.db, lease, utcnow()):
+                self.metrics.attempts.labels(outcome="cancelled").inc()
             log.info("job %s stopped (cancelled=%s)", lease.job_id, state.cancel_requested)
             return None
         except RenderError as exc:
@@ -164,6 +176,9 @@ class Worker:
             log.exception("job %s attempt %d: engine error", lease.job_id, lease.attempt)
             await self._fail(lease, GENERIC_FAILURE, retryable=True)
             return None
+        self.metrics.rendered(
+            lease.engine, result.measured_duration_seconds, time.monotonic() - started
+        )
         # An engine that cannot sing makes instrumental tracks, whatever was asked.
         instrumental = request.instrumental or not engine.capabilities().supports_vocals
         track_id: str | None = None
@@ -194,6 +209,7 @@ class Worker:
             await asyncio.to_thread(delete_objects, storage, stored.keys)
             raise
         log.info("job %s attempt %d: %s", lease.job_id, lease.attempt, outcome.value)
+        self.metrics.attempts.labels(outcome=outcome.value).inc()
         if outcome is not Outcome.SUCCEEDED:
             # Nobody will ever point at these objects: a cancelled or stolen attempt.
             await asyncio.to_thread(delete_objects, storage, stored.keys)
@@ -242,6 +258,8 @@ class Worker:
         async with self.ctx.db.write() as conn:
             status = await queue.fail_or_retry(conn, lease, utcnow(), message, retryable=retryable)
         log.info("job %s attempt %d: %s", lease.job_id, lease.attempt, status or "lease lost")
+        outcome = {None: "lost", QUEUED: "retried"}.get(status, status)
+        self.metrics.attempts.labels(outcome=outcome).inc()
 
     async def _keep_lease(self, lease: Lease, state: AttemptState) -> None:
         """Heartbeat every third of the lease, and write progress as it moves."""

@@ -9,13 +9,19 @@ import sys
 import threading
 import time
 
+from musicstudio.worker.metrics import SharedMetricsDir
+
 log = logging.getLogger("musicstudio.supervisor")
 
 RESTART_BACKOFF_MAX = 10.0
 
 
 class WorkerSupervisor:
-    """Starts ``musicstudio worker`` processes and restarts any that exit."""
+    """Starts ``musicstudio worker`` processes and restarts any that exit.
+
+    The children record their metrics into ``self.metrics`` (prometheus-client's multiprocess
+    mode); ``self.metrics.registry()`` reads them all.
+    """
 
     def __init__(self, count: int, command: list[str] | None = None) -> None:
         self.count = count
@@ -27,6 +33,7 @@ class WorkerSupervisor:
             "--parent-pid",
             str(os.getpid()),
         ]
+        self.metrics = SharedMetricsDir()
         self._procs: list[subprocess.Popen[bytes] | None] = [None] * count
         self._started_at = [0.0] * count
         self._failures = [0] * count
@@ -43,7 +50,7 @@ class WorkerSupervisor:
         return [p.pid for p in self._procs if p is not None and p.poll() is None]
 
     def _spawn(self, slot: int) -> None:
-        self._procs[slot] = subprocess.Popen(self.command)
+        self._procs[slot] = subprocess.Popen(self.command, env=os.environ | self.metrics.env())
         self._started_at[slot] = time.monotonic()
         log.info("worker %d started (pid %d)", slot, self._procs[slot].pid)  # type: ignore[union-attr]
 
@@ -83,3 +90,4 @@ class WorkerSupervisor:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        self.metrics.remove()
