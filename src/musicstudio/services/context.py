@@ -9,15 +9,15 @@ from musicstudio.db.database import Database
 from musicstudio.engines.registry import EngineRegistry, discover_engines
 from musicstudio.security import KeyHasher
 from musicstudio.services.policy import ContentPolicy
+from musicstudio.storage.base import Storage
 from musicstudio.storage.factory import open_storage
-from musicstudio.storage.local import LocalStorage
 
 
 @dataclass
 class ServiceContext:
     settings: Settings
     db: Database
-    storage: LocalStorage
+    storage: Storage
     engines: EngineRegistry
     policy: ContentPolicy
     hasher: KeyHasher

@@ -9,15 +9,9 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 from musicstudio.security import UrlSigner
-from musicstudio.storage.base import StorageError
+from musicstudio.storage.base import StorageError, validate_key
 
 MEDIA_ROUTE_PREFIX = "/media/"
-
-
-def _validate_key(key: str) -> None:
-    parts = key.split("/")
-    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
-        raise StorageError(f"invalid storage key {key!r}")
 
 
 class LocalStorage:
@@ -28,7 +22,7 @@ class LocalStorage:
 
     def path_for(self, key: str) -> Path:
         """The file of ``key``; keys cannot escape the root."""
-        _validate_key(key)
+        validate_key(key)
         path = (self.root / key).resolve()
         if not path.is_relative_to(self.root):
             raise StorageError(f"invalid storage key {key!r}")
@@ -55,6 +49,10 @@ class LocalStorage:
 
     def exists(self, key: str) -> bool:
         return self.path_for(key).is_file()
+
+    def check(self) -> None:
+        if not self.root.is_dir():
+            raise StorageError(f"storage root {str(self.root)!r} is not a directory")
 
     def url_path(self, key: str) -> str:
         return MEDIA_ROUTE_PREFIX + quote(key)

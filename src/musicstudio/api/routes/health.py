@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -13,7 +15,9 @@ from musicstudio.api.metrics import Metrics
 from musicstudio.clock import utcnow
 from musicstudio.errors import ServiceUnavailable
 from musicstudio.queue import queue_state
+from musicstudio.storage.base import StorageError
 
+log = logging.getLogger("musicstudio.api")
 router = APIRouter(tags=["operations"])
 
 
@@ -31,8 +35,12 @@ async def readyz(ctx: Context) -> dict[str, Any]:
             await conn.execute(text("SELECT 1"))
     except Exception as exc:
         raise ServiceUnavailable("The database is not reachable.") from exc
-    if not ctx.storage.root.is_dir():
-        raise ServiceUnavailable("The storage is not reachable.")
+    try:
+        # A thread: S3's check is a network round trip.
+        await asyncio.to_thread(ctx.storage.check)
+    except StorageError as exc:
+        log.warning("readiness: %s", exc)  # the reason stays in the log, not the response
+        raise ServiceUnavailable("The storage is not reachable.") from exc
     return {"status": "ready", "database": "ok", "storage": "ok"}
 
 

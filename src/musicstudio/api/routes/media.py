@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse
 from musicstudio.api.context import Context
 from musicstudio.errors import NotFound, SignatureInvalid
 from musicstudio.storage.base import StorageError
+from musicstudio.storage.local import LocalStorage
 from musicstudio.storage.media_types import media_type
 
 router = APIRouter(tags=["media"])
@@ -21,6 +22,9 @@ async def get_media(
 ) -> FileResponse:
     """Serve the object when the URL's signature holds and has not expired."""
     storage = ctx.storage
+    if not isinstance(storage, LocalStorage):
+        # Other storages hand out their own URLs (S3: presigned); nothing is served here.
+        raise NotFound("Media not found.")
     if not storage.signer.verify(storage.url_path(key), expires, kid, sig, now=time.time()):
         raise SignatureInvalid("This link is invalid or has expired. Request a fresh one.")
     try:
