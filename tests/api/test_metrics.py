@@ -25,6 +25,8 @@ async def test_metrics_report_route_latency_and_the_queue(
                                   headers=alice.headers)).status_code == 202  # fmt: skip
     assert (await client.get(alice.path("/generations"), headers=alice.headers)).status_code == 200
     assert (await client.get("/no/such/route")).status_code == 404
+    for method in ("BREW", "WHEN"):  # methods clients make up share one label value
+        assert (await client.request(method, "/no/such/route")).status_code == 404
 
     response = await client.get("/metrics")
     assert response.status_code == 200
@@ -37,6 +39,8 @@ async def test_metrics_report_route_latency_and_the_queue(
     assert samples[("musicstudio_http_request_duration_seconds_count", created)] == 3
     assert samples[("musicstudio_http_request_duration_seconds_count", listed)] == 1
     assert samples[("musicstudio_http_request_duration_seconds_count", unmatched)] == 1
+    other = (("method", "other"), ("route", "unmatched"), ("status", "404"))
+    assert samples[("musicstudio_http_request_duration_seconds_count", other)] == 2
     assert not any(alice.org_id in str(labels) for _, labels in samples), "no raw paths"
     assert samples[("musicstudio_jobs", (("status", "queued"),))] == 3
     assert samples[("musicstudio_jobs", (("status", "running"),))] == 0

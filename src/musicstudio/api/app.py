@@ -30,6 +30,9 @@ def create_app(settings: Settings | None = None, ctx: ServiceContext | None = No
         version=__version__,
         description="Self-hostable music generation speaking the Music Studio API.",
         lifespan=lifespan,
+        # Metrics are ours (Prometheus, api/metrics.py); FastAPI's OpenTelemetry hooks would
+        # only cost each request a check for providers nobody configured.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.ctx = context
     app.state.metrics = Metrics()
@@ -38,4 +41,6 @@ def create_app(settings: Settings | None = None, ctx: ServiceContext | None = No
     install_error_handlers(app)
     for module in (health, engines, generations, media):
         app.include_router(module.router)
+    # Hot endpoints, matched before the declared FastAPI routes (``api/hot.py``).
+    app.router.routes[:0] = generations.HOT_ROUTES
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from musicstudio.api.context import get_context
@@ -23,7 +23,27 @@ async def current_principal(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """The caller, from either header (``X-API-Key`` wins when both are sent)."""
-    key = api_key or (bearer.credentials if bearer is not None else None)
+    return await _authenticate(ctx, api_key or (bearer.credentials if bearer else None))
+
+
+async def org_principal(
+    organization_id: str, principal: Annotated[Principal, Depends(current_principal)]
+) -> Principal:
+    """The caller, allowed on this organization's path; says nothing about its objects."""
+    return _allowed_on(principal, organization_id)
+
+
+async def request_org_principal(ctx: ServiceContext, request: Request) -> Principal:
+    """``org_principal`` for plain Starlette routes: the same headers, rules and errors."""
+    key = request.headers.get("x-api-key")
+    if not key:
+        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+        key = credentials.strip() if scheme.lower() == "bearer" else None
+    principal = await _authenticate(ctx, key)
+    return _allowed_on(principal, request.path_params["organization_id"])
+
+
+async def _authenticate(ctx: ServiceContext, key: str | None) -> Principal:
     if not key:
         raise AuthenticationRequired(
             "Authentication is required: send your API key in X-API-Key or Authorization: Bearer."
@@ -31,10 +51,7 @@ async def current_principal(
     return await accounts.authenticate(ctx, key.strip())
 
 
-async def org_principal(
-    organization_id: str, principal: Annotated[Principal, Depends(current_principal)]
-) -> Principal:
-    """The caller, allowed on this organization's path; says nothing about its objects."""
+def _allowed_on(principal: Principal, organization_id: str) -> Principal:
     if principal.org_id != organization_id:
         raise OrganizationAccessDenied("You do not have access to this organization.")
     return principal

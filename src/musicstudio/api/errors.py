@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from musicstudio.api.request_id import request_id_of
 from musicstudio.clock import isoformat_z, utcnow
+from musicstudio.db.database import DatabaseUnavailable
 from musicstudio.errors import AppError, ServiceUnavailable
 
 log = logging.getLogger("musicstudio.api")
@@ -137,4 +138,5 @@ def install_error_handlers(app: FastAPI) -> None:
     # Connection-level failures only; an IntegrityError is a bug, not an outage.
     app.add_exception_handler(OperationalError, _on_database_error)
     app.add_exception_handler(InterfaceError, _on_database_error)
+    app.add_exception_handler(DatabaseUnavailable, _on_database_error)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from musicstudio.queue import QueueState
 from musicstudio.worker.metrics import SharedMetricsDir
 
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -32,6 +33,7 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self._latency_children: dict[tuple[str, str, int], Histogram] = {}
         self.jobs = Gauge(
             "musicstudio_jobs",
             "Jobs in a live state (queued, running).",
@@ -48,6 +50,17 @@ class Metrics:
             "How long the oldest claimable job has been waiting for a worker.",
             registry=self.registry,
         )
+
+    def latency_of(self, method: str, route: str, status: int) -> Histogram:
+        """The latency histogram of one label set (looked up once: ``labels()`` is not free)."""
+        method = method if method in _KNOWN_METHODS else "other"  # clients choose the method
+        key = (method, route, status)
+        child = self._latency_children.get(key)
+        if child is None:
+            child = self._latency_children[key] = self.http_latency.labels(
+                method, route, str(status)
+            )
+        return child
 
     def include_workers(self, samples: SharedMetricsDir) -> None:
         """Serve the metrics of the workers this process supervises beside its own."""
@@ -85,6 +98,6 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            self.metrics.http_latency.labels(scope["method"], template, str(status)).observe(
+            self.metrics.latency_of(scope["method"], template, status).observe(
                 time.perf_counter() - started
             )

@@ -84,6 +84,14 @@ class JobDetailOut(JobOut):
     )
 
 
+class ListGenerationsQuery(BaseModel):
+    """The list's query parameters: the route declares them and the hot path validates with it."""
+
+    status: JobStatus | None = Field(None, description="Filter by job status")
+    limit: int = Field(50, ge=1, le=100, description="Page size (1-100)")
+    offset: int = Field(0, ge=0, description="Jobs to skip")
+
+
 class JobListOut(BaseModel):
     jobs: list[JobOut]
     limit: int

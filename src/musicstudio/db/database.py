@@ -9,16 +9,18 @@ PostgreSQL connections (asyncpg) get the planner settings in ``POSTGRES_SETTINGS
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-from sqlalchemy import Executable, RowMapping, create_engine, event
+from sqlalchemy import Executable, event
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
-from musicstudio.db.plain import PlainStatement, open_pool
+from musicstudio.db.plain import ASYNCPG, SQLITE, PlainStatement, open_pool
 
 _WRITE_OPTION = "musicstudio_write"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -35,6 +37,35 @@ POSTGRES_SETTINGS = (
 def driver_dsn(database_url: str) -> str:
     """A ``postgresql+asyncpg://`` URL as plain asyncpg takes it (for LISTEN and admin work)."""
     return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class DatabaseUnavailable(Exception):
+    """The database server cannot be reached (a connection-level failure, not a bad query)."""
+
+
+# Connection-level failures of the plain PostgreSQL driver.
+_PLAIN_OUTAGES = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+)
+
+
+def _open_sqlite_reader(url: str) -> sqlite3.Connection:
+    """A read-only plain sqlite3 connection; rows by column name, each read autocommitted."""
+    path = make_url(url).database or ""
+    conn = sqlite3.connect(
+        path,
+        timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+        isolation_level=None,
+        check_same_thread=False,  # made and used by one thread; closed by ``dispose``
+    )
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA query_only=ON")
+    return conn
 
 
 def _install_sqlite_hooks(sync_engine: Engine) -> None:
@@ -71,24 +102,15 @@ class Database:
             if self.dialect == "postgresql":
                 kwargs["connect_args"] = {"server_settings": dict(POSTGRES_SETTINGS)}
         self.engine = create_async_engine(url, **kwargs)
-        self._sync_reader: Engine | None = None
         self._plain_pool: asyncpg.Pool | None = None
         self._plain_pool_lock = asyncio.Lock()
         self._plain_statements: dict[Executable, PlainStatement] = {}
+        # Plain sqlite3 readers for ``fetch_all``: one per thread that reads, closed on dispose.
+        self._sqlite_local = threading.local()
+        self._sqlite_readers: list[sqlite3.Connection] = []
+        self._sqlite_readers_lock = threading.Lock()
         if self.is_sqlite:
             _install_sqlite_hooks(self.engine.sync_engine)
-            # aiosqlite hands every driver call to its thread and back (~9 hand-offs per
-            # statement, ~1 ms); hot reads instead run whole on the plain driver in one hop.
-            self._sync_reader = create_engine(
-                url.replace("+aiosqlite", "+pysqlite", 1),
-                connect_args={
-                    "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
-                    "check_same_thread": False,
-                },
-                pool_size=4,
-                max_overflow=4,
-            )
-            _install_sqlite_hooks(self._sync_reader)
 
     @property
     def is_sqlite(self) -> bool:
@@ -108,20 +130,30 @@ class Database:
             async with conn.begin():
                 yield conn
 
-    async def fetch_all(self, statement: Executable, *, bounded: bool = False) -> list[RowMapping]:
-        """The rows of one read-only statement, for hot paths.
+    async def fetch_all(
+        self,
+        statement: Executable,
+        params: Mapping[str, Any] | None = None,
+        *,
+        bounded: bool = False,
+    ) -> list[Any]:
+        """The rows of one read-only hot statement, straight from the plain driver.
 
+        For the reads every request makes (the key lookup, the list page): ``statement`` is a
+        long-lived Core expression with bound parameters, compiled once. Rows are indexable by
+        column name and hold the driver's values: on SQLite datetimes are the stored text.
         On SQLite a ``bounded`` statement (an index lookup touching a few dozen rows) runs
-        inline: that costs less than the thread hand-off, which under load also queues on the
-        GIL. Anything else runs in one hop to a thread so a slow scan can't stall the loop.
+        inline: that costs less than a thread hand-off, which under load also queues on the
+        GIL; anything else runs in one hop to a thread so a slow scan can't stall the loop.
+        On PostgreSQL it is one round trip on the plain pool.
         """
-        if self._sync_reader is not None:
+        plain = self._plain_statement(statement)
+        if self.is_sqlite:
             if bounded:
-                return self._fetch_all_sync(statement)
-            return await asyncio.to_thread(self._fetch_all_sync, statement)
-        async with self.engine.connect() as conn:
-            result = await conn.execute(statement)
-            return list(result.mappings())
+                return self._sqlite_fetch_all(plain, params or {})
+            return await asyncio.to_thread(self._sqlite_fetch_all, plain, params or {})
+        async with self._plain_connection() as conn:
+            return list(await conn.fetch(plain.sql, *plain.args(params or {})))
 
     async def execute_one(
         self, statement: Executable, params: Mapping[str, Any]
@@ -136,31 +168,48 @@ class Database:
             async with self.write() as conn:
                 row = (await conn.execute(statement, dict(params))).first()
             return None if row is None else dict(row._mapping)
-        plain = self._plain_statements.get(statement)
-        if plain is None:
-            plain = self._plain_statements[statement] = PlainStatement(statement)
-        pool = self._plain_pool or await self._open_plain_pool()
-        async with pool.acquire() as conn:
+        plain = self._plain_statement(statement)
+        async with self._plain_connection() as conn:
             record = await conn.fetchrow(plain.sql, *plain.args(params))
         return None if record is None else dict(record)
 
-    async def _open_plain_pool(self) -> asyncpg.Pool:
-        async with self._plain_pool_lock:
-            if self._plain_pool is None:
-                self._plain_pool = await open_pool(
-                    driver_dsn(self.url), dict(POSTGRES_SETTINGS), max_size=PLAIN_POOL_SIZE
-                )
-            return self._plain_pool
+    def _plain_statement(self, statement: Executable) -> PlainStatement:
+        plain = self._plain_statements.get(statement)
+        if plain is None:
+            dialect = SQLITE if self.is_sqlite else ASYNCPG
+            plain = self._plain_statements[statement] = PlainStatement(statement, dialect)
+        return plain
 
-    def _fetch_all_sync(self, statement: Executable) -> list[RowMapping]:
-        assert self._sync_reader is not None
-        with self._sync_reader.connect() as conn:
-            return list(conn.execute(statement).mappings())
+    @asynccontextmanager
+    async def _plain_connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A plain PostgreSQL connection; losing the server raises ``DatabaseUnavailable``."""
+        try:
+            if self._plain_pool is None:
+                async with self._plain_pool_lock:
+                    if self._plain_pool is None:
+                        self._plain_pool = await open_pool(
+                            driver_dsn(self.url), dict(POSTGRES_SETTINGS), max_size=PLAIN_POOL_SIZE
+                        )
+            async with self._plain_pool.acquire() as conn:
+                yield conn
+        except _PLAIN_OUTAGES as exc:
+            raise DatabaseUnavailable(f"PostgreSQL is not reachable: {exc!r}") from exc
+
+    def _sqlite_fetch_all(self, plain: PlainStatement, params: Mapping[str, Any]) -> list[Any]:
+        conn = getattr(self._sqlite_local, "conn", None)
+        if conn is None:
+            conn = self._sqlite_local.conn = _open_sqlite_reader(self.url)
+            with self._sqlite_readers_lock:
+                self._sqlite_readers.append(conn)
+        return conn.execute(plain.sql, plain.args(params)).fetchall()
 
     async def dispose(self) -> None:
         if self._plain_pool is not None:
             await self._plain_pool.close()
             self._plain_pool = None
         await self.engine.dispose()
-        if self._sync_reader is not None:
-            self._sync_reader.dispose()
+        with self._sqlite_readers_lock:
+            readers, self._sqlite_readers = self._sqlite_readers, []
+        for reader in readers:
+            reader.close()
+        self._sqlite_local = threading.local()

@@ -1,10 +1,10 @@
-"""Hot statements on the plain asyncpg driver, compiled once from their Core expressions.
+"""Hot statements on the plain drivers (asyncpg, sqlite3), compiled once from Core expressions.
 
 A write through SQLAlchemy's async layer costs four round trips (pre-ping, BEGIN, the
 statement, COMMIT) plus the greenlet bridge: about 2.2 ms for a queue claim that PostgreSQL
 itself serves in 0.1 ms. A single statement needs no explicit transaction (it is one), so the
-queue's hot statements are compiled once for asyncpg from the same Core expressions the SQLite
-path executes, and run in one round trip on a small pool of plain connections.
+hot statements (the queue's writes, the key lookup, the list page) are long-lived Core
+expressions with bound parameters, compiled once per dialect, and run on plain connections.
 """
 
 from __future__ import annotations
@@ -14,18 +14,24 @@ from typing import Any
 
 import asyncpg
 import orjson
-from sqlalchemy import Executable
+from sqlalchemy import Dialect, Executable
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy.dialects.sqlite.pysqlite import dialect as sqlite_dialect
 from sqlalchemy.sql.compiler import Compiled
 
-_DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
+ASYNCPG = asyncpg_dialect()  # type: ignore[no-untyped-call]
+SQLITE = sqlite_dialect()  # type: ignore[no-untyped-call]
 
 
 class PlainStatement:
-    """A Core statement as asyncpg SQL (``$n`` placeholders) and its parameter order."""
+    """A Core statement as a driver's SQL (``$n`` or ``?`` placeholders) and argument order.
 
-    def __init__(self, statement: Executable) -> None:
-        compiled: Compiled = statement.compile(dialect=_DIALECT)  # type: ignore[attr-defined]
+    Arguments go to the driver as given, without SQLAlchemy's type processing: plain values
+    only (str, int, float, bool, None; aware datetimes and JSON values for asyncpg).
+    """
+
+    def __init__(self, statement: Executable, dialect: Dialect) -> None:
+        compiled: Compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
         self.sql: str = compiled.string
         self._compiled = compiled
         self._names: tuple[str, ...] = tuple(getattr(compiled, "positiontup", None) or ())
@@ -48,6 +54,11 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """No reset on release: plain statements run alone (autocommit) and change no session
+    state, so the pool's default ``RESET ALL`` round trip after every use buys nothing."""
+
+
 async def open_pool(dsn: str, server_settings: Mapping[str, str], *, max_size: int) -> asyncpg.Pool:
     """A pool of plain connections with the service's per-connection settings."""
     return await asyncpg.create_pool(
@@ -56,4 +67,5 @@ async def open_pool(dsn: str, server_settings: Mapping[str, str], *, max_size: i
         max_size=max_size,
         server_settings=dict(server_settings),
         init=_init_connection,
+        reset=_keep_session,
     )

@@ -72,8 +72,9 @@ async def authenticate(ctx: ServiceContext, api_key: str) -> Principal:
     """The principal of an active key; unknown, malformed and revoked keys look the same."""
     if not looks_like_api_key(api_key):
         raise InvalidApiKey("The API key is not valid.")
-    statement = store.active_key_statement(ctx.hasher.hash(api_key))
-    rows = await ctx.db.fetch_all(statement, bounded=True)  # unique-index lookup
+    rows = await ctx.db.fetch_all(  # a unique-index lookup
+        store.ACTIVE_KEY, {"key_hash": ctx.hasher.hash(api_key)}, bounded=True
+    )
     if not rows:
         raise InvalidApiKey("The API key is not valid.")
     row = rows[0]

@@ -208,11 +208,14 @@ async def list_jobs(
     ctx: ServiceContext, principal: Principal, *, status: str | None, limit: int, offset: int
 ) -> list[dict[str, Any]]:
     """One page of the caller's jobs, newest first; never URLs or tracks."""
-    statement = store.list_jobs_statement(
-        principal.org_id, principal.user_id, status=status, limit=limit, offset=offset
-    )
+    params: dict[str, Any] = {"org_id": principal.org_id, "user_id": principal.user_id}
+    params |= {"limit": limit, "offset": offset}
+    statement = store.LIST_JOBS
+    if status is not None:
+        statement = store.LIST_JOBS_BY_STATUS
+        params["status"] = status
     # The index walks offset + limit entries: inline while that is small.
-    rows = await ctx.db.fetch_all(statement, bounded=offset + limit <= INLINE_SCAN_ROWS)
+    rows = await ctx.db.fetch_all(statement, params, bounded=offset + limit <= INLINE_SCAN_ROWS)
     return [job_view(row) for row in rows]
 
 

@@ -9,8 +9,11 @@ from musicstudio.clock import isoformat_z
 
 
 def _seconds(value: Any) -> str | None:
+    """The reference shows whole seconds: 2026-06-28T10:30:00Z."""
+    if isinstance(value, str):
+        # SQLite's stored form, read by a plain driver: ``YYYY-MM-DD HH:MM:SS[.ffffff]`` in UTC.
+        return f"{value[:10]}T{value[11:19]}Z"
     text = isoformat_z(value)
-    # The reference shows whole seconds: 2026-06-28T10:30:00Z.
     return None if text is None else text[:19] + "Z"
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from musicstudio.db.tables import api_keys, organizations, users
@@ -60,11 +60,11 @@ async def insert_api_key(
     )
 
 
-def active_key_statement(key_hash: str) -> Select[Any]:
-    """The active key with this hash (no row: unknown or revoked)."""
-    return select(api_keys.c.id, api_keys.c.org_id, api_keys.c.user_id).where(
-        api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None)
-    )
+# The active key with bound ``key_hash`` (no row: unknown or revoked); built once, it is
+# compiled once for the plain driver (``Database.fetch_all``).
+ACTIVE_KEY = select(api_keys.c.id, api_keys.c.org_id, api_keys.c.user_id).where(
+    api_keys.c.key_hash == bindparam("key_hash"), api_keys.c.revoked_at.is_(None)
+)
 
 
 async def list_api_keys(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, RowMapping, Select, insert, select, update
+from sqlalchemy import ColumnElement, Integer, RowMapping, Select, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from musicstudio.db.tables import generation_jobs as jobs
@@ -58,14 +58,26 @@ async def _one(conn: AsyncConnection, *conditions: ColumnElement[bool]) -> RowMa
     return None if row is None else row._mapping
 
 
-def list_jobs_statement(
-    org_id: str, user_id: str, *, status: str | None, limit: int, offset: int
-) -> Select[Any]:
-    """Newest first, ties broken by id (served by the org, user[, status], created_at, id index)."""
-    stmt = select(*VIEW_COLUMNS).where(jobs.c.org_id == org_id, jobs.c.user_id == user_id)
-    if status is not None:
-        stmt = stmt.where(jobs.c.status == status)
-    return stmt.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit).offset(offset)
+def _list_jobs(*, by_status: bool) -> Select[Any]:
+    """Newest first, ties broken by id (served by the org, user[, status], created_at, id index).
+
+    Parameters: ``org_id``, ``user_id``, ``limit``, ``offset`` and, filtered, ``status``.
+    """
+    stmt = select(*VIEW_COLUMNS).where(
+        jobs.c.org_id == bindparam("org_id"), jobs.c.user_id == bindparam("user_id")
+    )
+    if by_status:
+        stmt = stmt.where(jobs.c.status == bindparam("status"))
+    return (
+        stmt.order_by(jobs.c.created_at.desc(), jobs.c.id.desc())
+        .limit(bindparam("limit", type_=Integer()))
+        .offset(bindparam("offset", type_=Integer()))
+    )
+
+
+# Built once each, so the plain drivers compile them once (``Database.fetch_all``).
+LIST_JOBS = _list_jobs(by_status=False)
+LIST_JOBS_BY_STATUS = _list_jobs(by_status=True)
 
 
 async def cancel_job(

@@ -6,20 +6,25 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from pydantic import ValidationError
 
-from musicstudio.api.auth import OrgPrincipal
-from musicstudio.api.context import Context, base_url
+from musicstudio.api.auth import OrgPrincipal, request_org_principal
+from musicstudio.api.context import Context, base_url, context_of
+from musicstudio.api.hot import HotRoute
 from musicstudio.api.schemas import (
     ERROR_RESPONSES,
     MAX_IDEMPOTENCY_KEY,
     CreateGenerationBody,
     JobDetailOut,
     JobListOut,
-    JobStatus,
+    ListGenerationsQuery,
 )
 from musicstudio.services import generations
+from musicstudio.services.context import ServiceContext
 from musicstudio.services.generations import NewGeneration
+from musicstudio.store.accounts import Principal
 
 router = APIRouter(prefix="/v1/music/{organization_id}/generations", tags=["generations"])
 
@@ -33,14 +38,46 @@ async def list_generations(
     organization_id: str,
     principal: OrgPrincipal,
     ctx: Context,
-    status: Annotated[JobStatus | None, Query(description="Filter by job status")] = None,
-    limit: Annotated[int, Query(ge=1, le=100, description="Page size (1-100)")] = 50,
-    offset: Annotated[int, Query(ge=0, description="Jobs to skip")] = 0,
+    query: Annotated[ListGenerationsQuery, Query()],
 ) -> Response:
-    """The caller's jobs in this organization, newest first."""
-    jobs = await generations.list_jobs(ctx, principal, status=status, limit=limit, offset=offset)
+    """The caller's jobs in this organization, newest first.
+
+    Served by ``list_generations_hot`` (registered ahead of this route); this declaration
+    gives the operation its OpenAPI entry and answers exactly like it.
+    """
+    return await _list_page(ctx, principal, query)
+
+
+async def list_generations_hot(request: Request) -> Response:
+    """The list as a hot route (``api/hot.py``): the endpoint clients poll most.
+
+    The same steps as the declared route, in the same order: authenticate, check the
+    organization, then validate the query with the declared route's own model, so errors
+    and bodies are identical.
+    """
+    ctx = context_of(request)
+    principal = await request_org_principal(ctx, request)
+    try:
+        query = ListGenerationsQuery.model_validate(dict(request.query_params))
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("query", *error["loc"])} for error in exc.errors()]
+        ) from None
+    return await _list_page(ctx, principal, query)
+
+
+async def _list_page(
+    ctx: ServiceContext, principal: Principal, query: ListGenerationsQuery
+) -> Response:
+    jobs = await generations.list_jobs(
+        ctx, principal, status=query.status, limit=query.limit, offset=query.offset
+    )
     # Serialized directly: per-item model validation would cost more than the query.
-    return _json({"jobs": jobs, "limit": limit, "offset": offset})
+    return _json({"jobs": jobs, "limit": query.limit, "offset": query.offset})
+
+
+# Registered ahead of the FastAPI routes (see ``create_app``).
+HOT_ROUTES = (HotRoute(router.prefix, list_generations_hot, methods=["GET"]),)
 
 
 @router.post("", status_code=202, response_model=JobDetailOut, responses=ERROR_RESPONSES)
