@@ -9,9 +9,11 @@ from dataclasses import replace
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import httpx
+import pytest
 import soundfile as sf
 
 from musicstudio.services.context import ServiceContext
+from musicstudio.storage.base import StorageError
 from musicstudio.worker.runner import Worker
 from tests.conftest import Caller
 from tests.helpers import SINGLE_JOB_FIELDS, assert_error, job_body
@@ -167,3 +169,17 @@ async def test_other_output_formats_are_served_with_their_type(
     assert audio.headers["content-type"] == "audio/flac"
     info = sf.info(io.BytesIO(audio.content))
     assert info.format == "FLAC" and abs(info.duration - 2.0) <= 0.05
+
+
+async def test_storage_that_cannot_sign_is_a_503_envelope(
+    client: httpx.AsyncClient, ctx: ServiceContext, alice: Caller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = await _succeeded_job(client, ctx, alice)
+
+    def cannot_sign(key: str, expires_at: int, base_url: str) -> str:
+        raise StorageError("could not sign a URL for 'x' in S3 bucket 'b': NoCredentialsError")
+
+    monkeypatch.setattr(ctx.storage, "playback_url", cannot_sign)
+    response = await client.get(alice.path(f"/generations/{job['id']}"), headers=alice.headers)
+    body = assert_error(response, 503, "SERVICE_UNAVAILABLE")
+    assert "NoCredentials" not in response.text and "bucket" not in str(body), "reason only logged"

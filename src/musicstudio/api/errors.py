@@ -16,6 +16,7 @@ from musicstudio.api.request_id import request_id_of
 from musicstudio.clock import isoformat_z, utcnow
 from musicstudio.db.database import DatabaseUnavailable
 from musicstudio.errors import AppError, ServiceUnavailable
+from musicstudio.storage.base import StorageError
 
 log = logging.getLogger("musicstudio.api")
 
@@ -120,6 +121,15 @@ async def _on_database_error(request: Request, exc: Exception) -> Response:
     return await _on_app_error(request, unavailable)
 
 
+async def _on_storage_error(request: Request, exc: Exception) -> Response:
+    log.warning("storage unavailable: %s", exc, exc_info=exc)  # the reason stays in the log
+    unavailable = ServiceUnavailable(
+        "The audio storage is temporarily unavailable. Please retry shortly.",
+        headers={"Retry-After": "1"},
+    )
+    return await _on_app_error(request, unavailable)
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
     log.error("unhandled error (request %s)", request_id_of(request.scope), exc_info=exc)
     return error_response(
@@ -139,4 +149,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(OperationalError, _on_database_error)
     app.add_exception_handler(InterfaceError, _on_database_error)
     app.add_exception_handler(DatabaseUnavailable, _on_database_error)
+    app.add_exception_handler(StorageError, _on_storage_error)
     app.add_exception_handler(Exception, _on_unexpected)
