@@ -91,3 +91,10 @@ def wait_for_job(http: Any, job_id: str, timeout: float = 120) -> dict[str, Any]
         return job if job["status"] in terminal else None
 
     return wait_for(finished, timeout, f"job {job_id} to finish")
+
+
+def log_tail(path: Path, lines: int = 40) -> str:
+    """The last ``lines`` lines of a process log, for failure messages ("" if it is missing)."""
+    if not path.exists():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
