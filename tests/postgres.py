@@ -37,7 +37,17 @@ from musicstudio.db.migrate import upgrade
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 # Every table the app owns, children first (TRUNCATE ... CASCADE would do too; explicit is
 # clearer about what a test starts from).
-TABLES = ("tracks", "generation_jobs", "api_keys", "users", "organizations")
+TABLES = (
+    "share_links",
+    "collection_tracks",
+    "library_entries",
+    "collections",
+    "tracks",
+    "generation_jobs",
+    "api_keys",
+    "users",
+    "organizations",
+)
 
 
 class NoPostgres(Exception):

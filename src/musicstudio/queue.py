@@ -18,17 +18,20 @@ from sqlalchemy import (
     ColumnElement,
     Insert,
     Integer,
+    String,
     bindparam,
     case,
     func,
     insert,
+    literal,
     select,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from musicstudio import ids
 from musicstudio.db.database import Database
-from musicstudio.db.tables import UtcDateTime, tracks
+from musicstudio.db.tables import UtcDateTime, library_entries, tracks
 from musicstudio.db.tables import generation_jobs as jobs
 from musicstudio.store.jobs import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
 
@@ -171,15 +174,34 @@ _CANCEL = (
 
 @functools.lru_cache(maxsize=8)
 def _succeed_with_track(columns: tuple[str, ...]) -> Insert:
-    """PostgreSQL: ``_SUCCEED`` and the track insert as one statement (a data-modifying CTE),
-    so completing a job is one round trip and the track exists only if the job succeeded."""
+    """PostgreSQL: ``_SUCCEED``, the track insert and the creator's library entry as one
+    statement (data-modifying CTEs), so completing a job is one round trip and the track and
+    its entry exist only if the job succeeded."""
     done = _SUCCEED.cte("succeeded")
     values = [bindparam(f"track_{name}", type_=tracks.c[name].type) for name in columns]
-    return (
+    new_track = (
         insert(tracks)
         .from_select(list(columns), select(*values).select_from(done))
-        .returning(tracks.c.id)
+        .returning(tracks.c.id, tracks.c.org_id, tracks.c.user_id, tracks.c.created_at)
+        .cte("new_track")
     )
+    entry = select(
+        bindparam("library_entry_id", type_=String()),
+        new_track.c.org_id,
+        new_track.c.user_id,
+        new_track.c.id,
+        literal(GENERATED, String()),
+        new_track.c.created_at,
+    )
+    return (
+        insert(library_entries)
+        .from_select(_ENTRY_COLUMNS, entry.select_from(new_track))
+        .returning(library_entries.c.id)
+    )
+
+
+GENERATED = "generated"  # the library entry a succeeded job gives its creator
+_ENTRY_COLUMNS = ["id", "org_id", "user_id", "track_id", "source", "created_at"]
 
 
 async def claim_next_job(
@@ -220,10 +242,11 @@ async def heartbeat(
 
 
 async def complete_job(db: Database, lease: Lease, now: datetime, track: dict[str, Any]) -> Outcome:
-    """Record success and insert its track atomically, if the lease still holds and no
-    cancellation was asked for."""
+    """Record success, insert its track and the creator's library entry atomically, if the
+    lease still holds and no cancellation was asked for."""
     params = _held_params(lease, now)
     params["new_track_id"] = track["id"]
+    params["library_entry_id"] = ids.new_id(ids.LIBRARY_ENTRY)
     if db.dialect == "postgresql":
         columns = tuple(sorted(track))
         params.update({f"track_{name}": track[name] for name in columns})
@@ -233,6 +256,16 @@ async def complete_job(db: Database, lease: Lease, now: datetime, track: dict[st
             succeeded = (await conn.execute(_SUCCEED, params)).first() is not None
             if succeeded:
                 await conn.execute(insert(tracks).values(**track))
+                await conn.execute(
+                    insert(library_entries).values(
+                        id=params["library_entry_id"],
+                        org_id=lease.org_id,
+                        user_id=lease.user_id,
+                        track_id=track["id"],
+                        source=GENERATED,
+                        created_at=track["created_at"],
+                    )
+                )
     if succeeded:
         return Outcome.SUCCEEDED
     return Outcome.CANCELLED if await mark_cancelled(db, lease, now) else Outcome.LOST

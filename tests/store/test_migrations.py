@@ -3,15 +3,17 @@ SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, insert, inspect, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from musicstudio.db.migrate import downgrade, upgrade
-from musicstudio.db.tables import metadata
+from musicstudio.db.tables import library_entries, metadata, organizations, tracks, users
 from tests.postgres import throwaway_database
 
 
@@ -52,3 +54,55 @@ async def test_postgres_upgrade_matches_metadata_and_downgrade_empties() -> None
             assert names == {"alembic_version"}
         finally:
             await engine.dispose()
+
+
+async def test_tracks_made_before_libraries_enter_their_creators_library() -> None:
+    with throwaway_database() as url:
+        downgrade(url, "0002")
+        engine = create_async_engine(url)
+        now = datetime(2026, 6, 1, tzinfo=UTC)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(
+                    insert(organizations).values(id="org_a", name="A", created_at=now)
+                )
+                for user in ("usr_a", "usr_b"):
+                    await conn.execute(
+                        insert(users).values(id=user, org_id="org_a", email=user, created_at=now)
+                    )
+                for track_id, user, deleted in (("t1", "usr_a", None), ("t2", "usr_b", now)):
+                    await conn.execute(
+                        insert(tracks).values(**_track(track_id, user, now, deleted))
+                    )
+            upgrade(url)
+            async with engine.connect() as conn:
+                rows = (await conn.execute(select(library_entries))).mappings().all()
+        finally:
+            await engine.dispose()
+    assert [(r["user_id"], r["track_id"], r["source"]) for r in rows] == [
+        ("usr_a", "t1", "generated")
+    ], "the deleted track stays out"
+    assert rows[0]["id"].startswith("mlib_") and rows[0]["created_at"] == now
+
+
+def _track(track_id: str, user_id: str, now: datetime, deleted: datetime | None) -> dict[str, Any]:
+    return {
+        "id": track_id,
+        "org_id": "org_a",
+        "user_id": user_id,
+        "title": "t",
+        "engine": "studio",
+        "mode": "creation",
+        "instrumental": True,
+        "measured_duration_seconds": 1.0,
+        "mime_type": "audio/mpeg",
+        "storage_key": f"tracks/{track_id}.mp3",
+        "size_bytes": 1,
+        "licence_class": "unclear",
+        "licence_version": "x",
+        "commercial_use": False,
+        "requires_attribution": True,
+        "recipe": {},
+        "created_at": now,
+        "deleted_at": deleted,
+    }

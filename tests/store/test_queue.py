@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from musicstudio import queue
-from musicstudio.db.tables import tracks
+from musicstudio.db.tables import library_entries, tracks
 from musicstudio.queue import Outcome
 from musicstudio.services.context import ServiceContext
 from tests.conftest import Caller
@@ -106,7 +106,12 @@ async def test_expired_lease_is_rescued_and_stale_worker_cannot_finish(
     assert row["result_track_id"] == "mtrack_fresh"
     async with ctx.db.read() as conn:
         track_ids = (await conn.execute(select(tracks.c.id))).scalars().all()
+        entries = (await conn.execute(select(library_entries))).mappings().all()
     assert track_ids == ["mtrack_fresh"], "exactly one completion"
+    assert [(e["user_id"], e["track_id"], e["source"]) for e in entries] == [
+        (alice.user_id, "mtrack_fresh", "generated")
+    ], "the creator's library gets the track, once"
+    assert entries[0]["id"].startswith("mlib_") and entries[0]["created_at"] == T0
 
 
 async def test_progress_never_decreases_and_is_100_only_on_success(

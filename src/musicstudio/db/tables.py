@@ -164,3 +164,65 @@ tracks = Table(
     Index(None, "org_id", "user_id", "created_at", "id"),
     Index(None, "job_id"),
 )
+
+# A user's library: the tracks they made (``generated``) or saved from a share (``shared``).
+library_entries = Table(
+    "library_entries",
+    metadata,
+    Column("id", String(_ID), primary_key=True),
+    Column("org_id", String(_ID), ForeignKey("organizations.id"), nullable=False),
+    Column("user_id", String(_ID), ForeignKey("users.id"), nullable=False),
+    Column("track_id", String(_ID), ForeignKey("tracks.id"), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("share_link_id", String(_ID), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    # Newest save first; one entry per track and user.
+    Index(None, "org_id", "user_id", "created_at", "id"),
+    Index("uq_library_entries_user_track", "org_id", "user_id", "track_id", unique=True),
+    Index(None, "track_id"),
+)
+
+collections = Table(
+    "collections",
+    metadata,
+    Column("id", String(_ID), primary_key=True),
+    Column("org_id", String(_ID), ForeignKey("organizations.id"), nullable=False),
+    Column("user_id", String(_ID), ForeignKey("users.id"), nullable=False),
+    Column("name", String(512), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("cover_track_id", String(_ID), nullable=True),
+    Column("cover_image_url", String(1024), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("deleted_at", UtcDateTime(), nullable=True),
+    Index(None, "org_id", "user_id", "created_at", "id"),
+)
+
+collection_tracks = Table(
+    "collection_tracks",
+    metadata,
+    Column("collection_id", String(_ID), ForeignKey("collections.id"), primary_key=True),
+    Column("track_id", String(_ID), ForeignKey("tracks.id"), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("added_at", UtcDateTime(), nullable=False),
+    Index(None, "collection_id", "position"),
+    Index(None, "track_id"),
+)
+
+# A share link stores only its token's keyed hash; the raw token is shown once.
+share_links = Table(
+    "share_links",
+    metadata,
+    Column("id", String(_ID), primary_key=True),
+    Column("org_id", String(_ID), ForeignKey("organizations.id"), nullable=False),
+    Column("user_id", String(_ID), ForeignKey("users.id"), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("target_type", String(16), nullable=False),
+    Column("track_id", String(_ID), ForeignKey("tracks.id"), nullable=True),
+    Column("collection_id", String(_ID), ForeignKey("collections.id"), nullable=True),
+    Column("visibility", String(16), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("revoked_at", UtcDateTime(), nullable=True),
+    Index(None, "org_id", "user_id", "created_at", "id"),
+)

@@ -1,26 +1,36 @@
-"""Tracks as their owners see them."""
+"""Tracks as their owners and readers see them."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import RowMapping, select, update
+from sqlalchemy import ColumnElement, RowMapping, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from musicstudio.db.tables import tracks
+from musicstudio.db.tables import library_entries, tracks
+
+
+def readable_by(org_id: str, user_id: str) -> ColumnElement[bool]:
+    """A live track the caller may read: one they created, or one in their library."""
+    in_library = (
+        select(library_entries.c.id)
+        .where(
+            library_entries.c.track_id == tracks.c.id,
+            library_entries.c.org_id == org_id,
+            library_entries.c.user_id == user_id,
+        )
+        .exists()
+    )
+    created = and_(tracks.c.org_id == org_id, tracks.c.user_id == user_id)
+    return and_(tracks.c.deleted_at.is_(None), or_(created, in_library))
 
 
 async def get_readable_track(
     conn: AsyncConnection, org_id: str, user_id: str, track_id: str
 ) -> RowMapping | None:
-    """A live track the caller may read (for now: one they created), or None."""
+    """A live track the caller may read (``readable_by``), or None."""
     result = await conn.execute(
-        select(tracks).where(
-            tracks.c.id == track_id,
-            tracks.c.org_id == org_id,
-            tracks.c.user_id == user_id,
-            tracks.c.deleted_at.is_(None),
-        )
+        select(tracks).where(tracks.c.id == track_id, readable_by(org_id, user_id))
     )
     row = result.first()
     return None if row is None else row._mapping
