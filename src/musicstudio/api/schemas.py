@@ -145,3 +145,52 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         422: "Validation error",
     }.items()
 }
+
+
+class AcknowledgementOut(BaseModel):
+    """The reference's acknowledgement of a delete, remove, reorder or revoke."""
+
+    success: Literal[True]
+    id: str
+    detail: str
+
+
+# --------------------------------------------------------------------------- tracks
+
+
+class ListTracksQuery(BaseModel):
+    """``GET /v1/music/{organization_id}/tracks``: the caller's library, newest save first."""
+
+    mode: Mode | None = Field(None, description="Only tracks of this mode")
+    engine: str | None = Field(None, max_length=64, description="Only tracks of this engine")
+    collection_id: str | None = Field(
+        None, max_length=64, description="Only tracks in this collection of yours"
+    )
+    limit: int = Field(50, ge=1, le=100, description="Page size (1-100)")
+    offset: int = Field(0, ge=0, description="Tracks to skip")
+
+
+class TrackOut(BaseModel):
+    id: str
+    title: str
+    engine: str
+    mode: Mode
+    measured_duration_seconds: float
+    instrumental: bool
+    licence_class: str
+    created_at: str
+    playback_url: str | None = Field(description="Signed URL; null in lists")
+    stem_urls: dict[str, str] | None = Field(
+        description="Stem name → signed URL, on single-track reads of tracks with stems"
+    )
+
+
+class TrackDetailOut(TrackOut):
+    midi_url: str | None = Field(description="Extra: signed URL of the composition as MIDI")
+    recipe: dict[str, Any] | None = Field(description="Extra: the plan the track was made from")
+
+
+class TrackListOut(BaseModel):
+    items: list[TrackOut]
+    limit: int
+    offset: int

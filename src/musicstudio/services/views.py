@@ -52,3 +52,8 @@ def track_summary(row: Mapping[Any, Any], playback_url: str | None) -> dict[str,
         "licence_class": row["licence_class"],
         "playback_url": playback_url,
     }
+
+
+def acknowledgement(object_id: str, detail: str) -> dict[str, Any]:
+    """The reference's acknowledgement body: ``{"success": true, "id", "detail"}``."""
+    return {"success": True, "id": object_id, "detail": detail}
