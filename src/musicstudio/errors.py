@@ -65,6 +65,14 @@ class OrganizationAccessDenied(AppError):
     type = "authorization_error"
 
 
+class InsufficientPermissions(AppError):
+    """The caller may see the object but not do this to it (a reader deleting a track)."""
+
+    status = 403
+    code = "INSUFFICIENT_PERMISSIONS"
+    type = "authorization_error"
+
+
 class SignatureInvalid(AppError):
     status = 403
     code = "INVALID_SIGNATURE"

@@ -54,6 +54,27 @@ def track_summary(row: Mapping[Any, Any], playback_url: str | None) -> dict[str,
     }
 
 
+def track_view(
+    row: Mapping[Any, Any],
+    *,
+    playback_url: str | None = None,
+    stem_urls: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A track as the reference shows it; URLs only on single-track reads."""
+    return {
+        "id": row["id"],
+        "title": row["title"],
+        "engine": row["engine"],
+        "mode": row["mode"],
+        "measured_duration_seconds": row["measured_duration_seconds"],
+        "instrumental": row["instrumental"],
+        "licence_class": row["licence_class"],
+        "created_at": _seconds(row["created_at"]),
+        "playback_url": playback_url,
+        "stem_urls": stem_urls,
+    }
+
+
 def acknowledgement(object_id: str, detail: str) -> dict[str, Any]:
     """The reference's acknowledgement body: ``{"success": true, "id", "detail"}``."""
     return {"success": True, "id": object_id, "detail": detail}

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, RowMapping, and_, or_, select, update
+from sqlalchemy import ColumnElement, RowMapping, Select, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from musicstudio.db.tables import library_entries, tracks
+from musicstudio.db.tables import collection_tracks, collections, library_entries, tracks
 
 
 def readable_by(org_id: str, user_id: str) -> ColumnElement[bool]:
@@ -53,3 +54,65 @@ async def attach_stems(conn: AsyncConnection, track_id: str, stems: dict[str, An
     """Record stems written after the track was published; False if the track is gone."""
     result = await conn.execute(update(tracks).where(tracks.c.id == track_id).values(stems=stems))
     return bool(result.rowcount)
+
+
+def library_page(
+    org_id: str,
+    user_id: str,
+    *,
+    mode: str | None,
+    engine: str | None,
+    collection_id: str | None,
+    limit: int,
+    offset: int,
+) -> Select[Any]:
+    """The caller's library, newest save first (ties by entry id); live tracks only."""
+    stmt = (
+        select(tracks)
+        .join(library_entries, library_entries.c.track_id == tracks.c.id)
+        .where(
+            library_entries.c.org_id == org_id,
+            library_entries.c.user_id == user_id,
+            tracks.c.deleted_at.is_(None),
+        )
+    )
+    if mode is not None:
+        stmt = stmt.where(tracks.c.mode == mode)
+    if engine is not None:
+        stmt = stmt.where(tracks.c.engine == engine)
+    if collection_id is not None:
+        in_collection = (
+            select(collection_tracks.c.track_id)
+            .where(
+                collection_tracks.c.collection_id == collection_id,
+                collection_tracks.c.track_id == tracks.c.id,
+            )
+            .exists()
+        )
+        stmt = stmt.where(in_collection)
+    order = (library_entries.c.created_at.desc(), library_entries.c.id.desc())
+    return stmt.order_by(*order).limit(limit).offset(offset)
+
+
+async def owns_live_collection(
+    conn: AsyncConnection, org_id: str, user_id: str, collection_id: str
+) -> bool:
+    """The caller's collection exists and is not deleted (for the library's filter)."""
+    result = await conn.execute(
+        select(collections.c.id).where(
+            collections.c.id == collection_id,
+            collections.c.org_id == org_id,
+            collections.c.user_id == user_id,
+            collections.c.deleted_at.is_(None),
+        )
+    )
+    return result.first() is not None
+
+
+async def soft_delete_track(conn: AsyncConnection, track_id: str, now: datetime) -> None:
+    """Gone from every library, collection view and share (rows stay for the record)."""
+    await conn.execute(
+        update(tracks)
+        .where(tracks.c.id == track_id, tracks.c.deleted_at.is_(None))
+        .values(deleted_at=now)
+    )

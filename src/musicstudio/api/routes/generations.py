@@ -29,7 +29,7 @@ from musicstudio.store.accounts import Principal
 router = APIRouter(prefix="/v1/music/{organization_id}/generations", tags=["generations"])
 
 
-def _json(body: Any, status_code: int = 200) -> Response:
+def json_response(body: Any, status_code: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status_code, media_type="application/json")
 
 
@@ -73,7 +73,7 @@ async def _list_page(
         ctx, principal, status=query.status, limit=query.limit, offset=query.offset
     )
     # Serialized directly: per-item model validation would cost more than the query.
-    return _json({"jobs": jobs, "limit": query.limit, "offset": query.offset})
+    return json_response({"jobs": jobs, "limit": query.limit, "offset": query.offset})
 
 
 # Registered ahead of the FastAPI routes (see ``create_app``).
@@ -108,7 +108,7 @@ async def create_generation(
     )
     key = idempotency_key if idempotency_key is not None else body.idempotency_key
     job = await generations.create_job(ctx, principal, req, key, base_url(request))
-    return _json(job, status_code=202)
+    return json_response(job, status_code=202)
 
 
 @router.get("/{job_id}", response_model=JobDetailOut, responses=ERROR_RESPONSES)
@@ -116,7 +116,7 @@ async def get_generation(
     organization_id: str, job_id: str, principal: OrgPrincipal, ctx: Context, request: Request
 ) -> Response:
     """The caller's job; a succeeded job carries a freshly signed ``playback_url``."""
-    return _json(await generations.get_job(ctx, principal, job_id, base_url(request)))
+    return json_response(await generations.get_job(ctx, principal, job_id, base_url(request)))
 
 
 @router.post("/{job_id}/cancel", response_model=JobDetailOut, responses=ERROR_RESPONSES)
@@ -124,4 +124,4 @@ async def cancel_generation(
     organization_id: str, job_id: str, principal: OrgPrincipal, ctx: Context, request: Request
 ) -> Response:
     """Cancel: immediate when queued, cooperative when running, a no-op when finished."""
-    return _json(await generations.cancel_job(ctx, principal, job_id, base_url(request)))
+    return json_response(await generations.cancel_job(ctx, principal, job_id, base_url(request)))
