@@ -58,7 +58,7 @@ __all__ = ["ENGINE_VERSION", "StudioEngine"]
 log = logging.getLogger(__name__)
 
 ENGINE_KEY = "studio"
-ENGINE_VERSION = "2.1.0"
+ENGINE_VERSION = "2.1.1"
 MAX_DURATION_SECONDS = 600
 
 # Progress: planning and composing, then the pipeline (the service reports 100 itself

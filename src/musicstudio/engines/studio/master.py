@@ -49,6 +49,12 @@ CEILING_DBFS = -1.0
 LOSSY_CEILING_DBFS = -1.5
 FADE_IN_SECONDS = 0.01
 FOCUS_FADE_SECONDS = 0.5
+# A focus segment's first and last second are levelled to this far under its loudness, so
+# the seam between any two segments (rendered apart, by any worker) meets equal levels.
+FOCUS_EDGE_BELOW_DB = 10.0
+FOCUS_EDGE_SECONDS = 1.0
+FOCUS_EDGE_RAMP_SECONDS = 2.0  # back to the composed level over the next two seconds
+FOCUS_EDGE_MAX_DB = 15.0
 ROOM_IR_SECONDS = 1.2  # the tail is 50 dB down by then
 ROOM_FFT_SIZE = 1 << 18
 _TOLERANCE_LU = 0.2
@@ -101,6 +107,34 @@ def fade_out_seconds(duration_seconds: float, ending: str = "cadence") -> float:
     if ending == "fade":
         return max(0.05, min(8.0, 0.15 * duration_seconds))
     return max(0.05, min(3.0, 0.08 * duration_seconds))
+
+
+def edge_gain(
+    powers: Powers, knots: int, sample_rate: int, r: int, loudness: float, below_db: float
+) -> Knots:
+    """Knot gains that put the first and last ``FOCUS_EDGE_SECONDS`` at ``loudness -
+    below_db`` (K-weighted mean power), ramping back to 0 dB over the next seconds.
+
+    A composed fade ends differently from how it starts (a struck chord decays; the next
+    segment opens on fresh notes), so matching the edges by measurement is what makes any
+    two consecutive segments meet at the same level."""
+    per_second = sample_rate / r
+    edge = max(1, round(FOCUS_EDGE_SECONDS * per_second))
+    ramp = max(1.0, FOCUS_EDGE_RAMP_SECONDS * per_second)
+
+    def correction(span: Powers) -> float:
+        level = lufs(float(np.mean(span))) if span.size else -math.inf
+        if not math.isfinite(level):
+            return 0.0
+        wanted = loudness - below_db - level
+        return max(-FOCUS_EDGE_MAX_DB, min(FOCUS_EDGE_MAX_DB, wanted))
+
+    index = np.arange(knots, dtype=np.float64)
+    from_end = (knots - 1) - index
+    head = correction(powers[:edge]) * np.clip((edge + ramp - index) / ramp, 0.0, 1.0)
+    tail = correction(powers[-edge:]) * np.clip((edge + ramp - from_end) / ramp, 0.0, 1.0)
+    gain: Knots = 10.0 ** ((head + tail) / 20.0)
+    return gain
 
 
 @lru_cache(maxsize=2)
@@ -274,8 +308,12 @@ def master_mix(
     room_sink: RoomSink | None = None,
     target_lufs: float = TARGET_LUFS,
     ceiling_dbfs: float = CEILING_DBFS,
+    edge_below_db: float | None = None,
 ) -> Mastered:
-    """Room, fades, compression, limiting and loudness normalisation of ``mix``, in place."""
+    """Room, fades, compression, limiting and loudness normalisation of ``mix``, in place.
+
+    ``edge_below_db`` (focus segments): level the first and last second to that far under
+    the loudness (``edge_gain``)."""
     frames = mix.shape[0]
     r = knot_frames(sample_rate)
     block = block_frames(frames, sample_rate)
@@ -300,6 +338,8 @@ def master_mix(
     powers = analysis.meter.span_powers()
     compression = compressor_gain(powers, sample_rate, r)
     fades = fade_gain(frames, r, sample_rate, fade_in_s, fade_out_s)
+    if edge_below_db is not None:
+        fades = fades * edge_gain(powers, fades.size, sample_rate, r, before, edge_below_db)
     solver = _GainSolver(
         powers,
         analysis.peaks(),

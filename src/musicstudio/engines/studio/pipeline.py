@@ -46,6 +46,7 @@ from musicstudio.engines.studio.encode import (
 )
 from musicstudio.engines.studio.master import (
     CEILING_DBFS,
+    FOCUS_EDGE_BELOW_DB,
     LOSSY_CEILING_DBFS,
     MasterReport,
     fade_seconds,
@@ -378,9 +379,8 @@ def run_pipeline(
             room = SpillFile(work_dir, f"{name}-{ROOM_STEM}", knot_frames(SAMPLE_RATE))
             files.spills.append(room)
         ending = str(getattr(arrangement.plan, "ending", "cadence"))
-        fade_in_s, fade_out_s = fade_seconds(
-            duration_seconds, ending, focus=bool(getattr(arrangement.plan, "focus", False))
-        )
+        focus = bool(getattr(arrangement.plan, "focus", False))
+        fade_in_s, fade_out_s = fade_seconds(duration_seconds, ending, focus=focus)
         with timer.stage("master"):
             mastered = master_mix(
                 mix,
@@ -391,6 +391,7 @@ def run_pipeline(
                 checkpoint=_band(checkpoint, _MASTER),
                 room_sink=room.write if room is not None else None,
                 ceiling_dbfs=ceiling,
+                edge_below_db=FOCUS_EDGE_BELOW_DB if focus else None,
             )
         if room is not None:
             room.finish()
