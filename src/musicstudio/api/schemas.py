@@ -194,3 +194,118 @@ class TrackListOut(BaseModel):
     items: list[TrackOut]
     limit: int
     offset: int
+
+
+# --------------------------------------------------------------------------- collections
+
+MAX_COLLECTION_NAME = 512
+MAX_COLLECTION_DESCRIPTION = 5000
+MAX_COVER_IMAGE_URL = 1024
+MAX_ORDERED_TRACKS = 10_000
+
+CollectionName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_COLLECTION_NAME)
+]
+CollectionDescription = Annotated[str, StringConstraints(max_length=MAX_COLLECTION_DESCRIPTION)]
+CoverImageUrl = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_COVER_IMAGE_URL)
+]
+TrackId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class CreateCollectionBody(BaseModel):
+    """``POST /v1/music/{organization_id}/collections``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: CollectionName
+    description: CollectionDescription | None = None
+    cover_track_id: TrackId | None = Field(
+        None, description="A track you can read in this organization"
+    )
+    cover_image_url: CoverImageUrl | None = None
+
+
+class UpdateCollectionBody(BaseModel):
+    """``PATCH …/collections/{collection_id}``: absent fields stay, explicit nulls clear."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: CollectionName | None = Field(None, description="Cannot be null")
+    description: CollectionDescription | None = None
+    cover_track_id: TrackId | None = Field(
+        None, description="A track you can read in this organization"
+    )
+    cover_image_url: CoverImageUrl | None = None
+
+
+class ListCollectionsQuery(BaseModel):
+    """``GET …/collections``: the caller's collections, newest first."""
+
+    limit: int = Field(50, ge=1, le=100, description="Page size (1-100)")
+    offset: int = Field(0, ge=0, description="Collections to skip")
+
+
+class CollectionOut(BaseModel):
+    id: str
+    name: str
+    description: str | None
+    cover_track_id: str | None
+    cover_image_url: str | None
+    track_count: int | None = Field(description="0 on create, counted on get/update; null in lists")
+    created_at: str
+    updated_at: str
+
+
+class CollectionListOut(BaseModel):
+    items: list[CollectionOut]
+    limit: int
+    offset: int
+
+
+class ListCollectionTracksQuery(BaseModel):
+    """``GET …/collections/{collection_id}/tracks``: by position."""
+
+    limit: int = Field(200, ge=1, le=500, description="Page size (1-500)")
+    offset: int = Field(0, ge=0, description="Tracks to skip")
+
+
+class CollectionTrackOut(BaseModel):
+    track_id: str
+    position: int
+    added_at: str
+
+
+class CollectionTrackListOut(BaseModel):
+    collection_id: str
+    items: list[CollectionTrackOut]
+    limit: int
+    offset: int
+
+
+class AddCollectionTrackBody(BaseModel):
+    """``POST …/collections/{collection_id}/tracks``: append a track you can read."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    track_id: TrackId
+
+
+class CollectionEntryOut(BaseModel):
+    """Extra: the track's place in the collection (new, or where it already was)."""
+
+    collection_id: str
+    track_id: str
+    position: int
+    added_at: str
+
+
+class ReorderCollectionBody(BaseModel):
+    """``PATCH …/collections/{collection_id}/order``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    ordered_track_ids: list[TrackId] = Field(
+        max_length=MAX_ORDERED_TRACKS,
+        description="Listed tracks take their index as position; the rest follow in order",
+    )

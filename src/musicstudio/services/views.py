@@ -8,7 +8,7 @@ from typing import Any
 from musicstudio.clock import isoformat_z
 
 
-def _seconds(value: Any) -> str | None:
+def whole_seconds(value: Any) -> str | None:
     """The reference shows whole seconds: 2026-06-28T10:30:00Z."""
     if isinstance(value, str):
         # SQLite's stored form, read by a plain driver: ``YYYY-MM-DD HH:MM:SS[.ffffff]`` in UTC.
@@ -30,7 +30,7 @@ def job_view(
         "progress": row["progress"],
         "engine": row["engine"],
         "mode": row["mode"],
-        "created_at": _seconds(row["created_at"]),
+        "created_at": whole_seconds(row["created_at"]),
         "result_track_id": row["result_track_id"],
         "error_message": row["error_message"],
         "refusal_reason": row["refusal_reason"],
@@ -69,7 +69,7 @@ def track_view(
         "measured_duration_seconds": row["measured_duration_seconds"],
         "instrumental": row["instrumental"],
         "licence_class": row["licence_class"],
-        "created_at": _seconds(row["created_at"]),
+        "created_at": whole_seconds(row["created_at"]),
         "playback_url": playback_url,
         "stem_urls": stem_urls,
     }
