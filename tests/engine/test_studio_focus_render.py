@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from musicstudio.engines.base import RenderError, RenderRequest
+from musicstudio.engines.base import FocusSegment, RenderError, RenderRequest
 from musicstudio.engines.studio import StudioEngine
 from musicstudio.engines.studio.focus import plan_focus_segment
 
@@ -22,7 +23,6 @@ def _render_segment(
     seed: int = 7,
     prompt: str = "calm lo-fi for deep work",
 ) -> tuple[np.ndarray, dict]:
-    plan = plan_focus_segment(seed, index, goal_prompt=prompt, duration_seconds=SEGMENT)
     request = RenderRequest(
         job_id=f"seg-{seed}-{index}",
         prompt=prompt,
@@ -30,8 +30,9 @@ def _render_segment(
         work_dir=tmp / f"seg-{seed}-{index}",
         mode="focus",
         output_format="wav",
+        focus=FocusSegment(session_seed=seed, index=index),
     )
-    result = engine.render_plan(request, plan, lambda p: None, lambda: False)
+    result = engine.render(request, lambda p: None, lambda: False)
     audio, rate = sf.read(str(result.audio_path), dtype="float32")
     assert rate == 44100 and abs(len(audio) / rate - SEGMENT) <= 0.05
     return audio, result.recipe
@@ -78,3 +79,31 @@ def test_plan_and_request_must_agree_on_duration(
     )
     with pytest.raises(RenderError):
         bundled_engine.render_plan(request, plan, lambda p: None, lambda: False)
+
+
+def test_a_focus_request_plans_its_sessions_segment(
+    bundled_engine: StudioEngine, tmp_path: Path
+) -> None:
+    segment = FocusSegment(session_seed=42, index=3, intensity="high", divergence=0.5)
+    request = RenderRequest(
+        job_id="any",
+        prompt="rainy deep work",
+        duration_seconds=120,
+        work_dir=tmp_path,
+        mode="focus",
+        style_tags=("lofi",),
+        focus=segment,
+    )
+    expected = plan_focus_segment(
+        42,
+        3,
+        goal_prompt="rainy deep work",
+        duration_seconds=120,
+        intensity="high",
+        divergence=0.5,
+        style_tags=("lofi",),
+    )
+    assert bundled_engine.plan(request).as_dict() == expected.as_dict()
+    other = bundled_engine.plan(replace(request, focus=replace(segment, index=4)))
+    assert (other.tempo_bpm, other.key_name) == (expected.tempo_bpm, expected.key_name)
+    assert other.as_dict() != expected.as_dict(), "another segment, same session"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import soundfile as sf
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from musicstudio import queue
 from musicstudio.clock import utcnow
@@ -362,3 +362,31 @@ async def test_deferred_stems_are_discarded_when_the_job_does_not_succeed(
     assert engine.made == 0 and engine.discarded == 1
     async with ctx.db.read() as conn:
         assert (await conn.execute(select(tracks).where(tracks.c.job_id == job_id))).first() is None
+
+
+async def test_a_focus_segment_job_renders_its_sessions_segment(
+    ctx: ServiceContext, alice: Caller
+) -> None:
+    from musicstudio.db.tables import generation_jobs
+    from musicstudio.engines.studio.focus import plan_focus_segment
+
+    job_id = await _submit(ctx, alice, duration=4)
+    segment = {"session_seed": 99, "index": 2, "intensity": "low", "divergence": 0.2}
+    async with ctx.db.write() as conn:
+        row = (await conn.execute(select(generation_jobs.c.request).where(
+            generation_jobs.c.id == job_id))).scalar_one()  # fmt: skip
+        await conn.execute(
+            update(generation_jobs)
+            .where(generation_jobs.c.id == job_id)
+            .values(mode="focus", request={**row, "focus": segment})
+        )
+    assert await Worker(ctx).run_once()
+    async with ctx.db.read() as conn:
+        track = (await conn.execute(select(tracks).where(tracks.c.job_id == job_id))).one()
+    expected = plan_focus_segment(
+        99, 2, goal_prompt="upbeat house groove", duration_seconds=4, intensity="low",
+        divergence=0.2,
+    )  # fmt: skip
+    assert track.mode == "focus"
+    assert track.recipe["tempo_bpm"] == expected.tempo_bpm
+    assert track.recipe["key"] == expected.key_name and track.recipe["seed"] == expected.seed

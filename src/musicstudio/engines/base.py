@@ -74,6 +74,21 @@ class EngineCapabilities:
 
 
 @dataclass(frozen=True)
+class FocusSegment:
+    """Segment ``index`` (0, 1, 2...) of the focus session ``session_seed``: every segment of
+    a session shares its tempo and key, so consecutive ones crossfade cleanly.
+
+    ``intensity`` is ``low``, ``medium`` or ``high``; ``divergence`` (0-1) is how far each
+    segment may wander from the session's first one.
+    """
+
+    session_seed: int
+    index: int
+    intensity: str = "medium"
+    divergence: float = 0.0
+
+
+@dataclass(frozen=True)
 class RenderRequest:
     job_id: str
     prompt: str
@@ -89,6 +104,8 @@ class RenderRequest:
     # The recipe of a track to continue (``seed_track_id``): keep its tempo, key and
     # instrumentation and carry its progression on. None for a fresh piece.
     continuation: dict[str, Any] | None = None
+    # A focus-session segment (``mode`` is then "focus"); None for a standalone piece.
+    focus: FocusSegment | None = None
 
 
 @dataclass

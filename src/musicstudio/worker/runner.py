@@ -17,6 +17,7 @@ from typing import Any
 from musicstudio import ids, queue
 from musicstudio.clock import utcnow
 from musicstudio.engines.base import (
+    FocusSegment,
     RenderCancelled,
     RenderError,
     RenderRequest,
@@ -319,6 +320,19 @@ def _render_request(
         seed=req.get("seed"),
         output_format=req.get("output_format") or "mp3",
         continuation=continuation,
+        focus=_focus_segment(req.get("focus")),
+    )
+
+
+def _focus_segment(stored: Any) -> FocusSegment | None:
+    """A focus-session segment's place in its session, as the job's request stores it."""
+    if not isinstance(stored, dict):
+        return None
+    return FocusSegment(
+        session_seed=int(stored["session_seed"]),
+        index=int(stored["index"]),
+        intensity=str(stored.get("intensity", "medium")),
+        divergence=float(stored.get("divergence", 0.0)),
     )
 
 

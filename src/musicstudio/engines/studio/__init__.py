@@ -30,6 +30,7 @@ from musicstudio.engines.studio.audio import PCM, Checkpoint
 from musicstudio.engines.studio.compose import Arrangement
 from musicstudio.engines.studio.compose import compose as compose_plan
 from musicstudio.engines.studio.encode import FORMATS, EncodeError, mp3_encoder
+from musicstudio.engines.studio.focus import plan_focus_segment
 from musicstudio.engines.studio.master import SilentAudio
 from musicstudio.engines.studio.midi import midi_note_counts
 from musicstudio.engines.studio.pipeline import (
@@ -151,6 +152,17 @@ class StudioEngine:
 
     def plan(self, request: RenderRequest) -> Plan:
         """The musical plan for a request (deterministic for the same request and seed)."""
+        if request.focus is not None:
+            segment = request.focus
+            return plan_focus_segment(
+                segment.session_seed,
+                segment.index,
+                goal_prompt=request.prompt,
+                duration_seconds=request.duration_seconds,
+                intensity=segment.intensity,
+                divergence=segment.divergence,
+                style_tags=request.style_tags,
+            )
         seed = request.seed if request.seed is not None else derive_seed(request.job_id)
         return make_plan(
             request.prompt,
