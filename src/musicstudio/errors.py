@@ -95,3 +95,11 @@ class ServiceUnavailable(AppError):
     status = 503
     code = "SERVICE_UNAVAILABLE"
     type = "server_error"
+
+
+class RateLimited(AppError):
+    """Too many requests; ``headers`` carries ``Retry-After``."""
+
+    status = 429
+    code = "RATE_LIMITED"
+    type = "rate_limit_error"
