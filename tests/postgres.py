@@ -38,6 +38,7 @@ DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 # Every table the app owns, children first (TRUNCATE ... CASCADE would do too; explicit is
 # clearer about what a test starts from).
 TABLES = (
+    "focus_sessions",
     "share_links",
     "collection_tracks",
     "library_entries",

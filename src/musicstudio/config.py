@@ -43,6 +43,8 @@ class Settings:
     soundfont: str | None
     policy_file: str | None
     secret_key: bytes = field(repr=False)
+    # Focus sessions: minutes of audio one user may have generated per UTC day.
+    focus_minutes_per_day: int = 600
 
     @property
     def heartbeat_seconds(self) -> float:
@@ -94,6 +96,7 @@ def load_settings() -> Settings:
         soundfont=_env("SOUNDFONT"),
         policy_file=_env("POLICY_FILE"),
         secret_key=_load_or_create_secret(data_dir),
+        focus_minutes_per_day=_env_number("FOCUS_MINUTES_PER_DAY", 600, int),
     )
 
 

@@ -11,7 +11,16 @@ from musicstudio import __version__
 from musicstudio.api.errors import install_error_handlers
 from musicstudio.api.metrics import Metrics, MetricsMiddleware
 from musicstudio.api.request_id import RequestIdMiddleware
-from musicstudio.api.routes import collections, engines, generations, health, media, tracks
+from musicstudio.api.routes import (
+    collections,
+    engines,
+    focus,
+    generations,
+    health,
+    media,
+    shares,
+    tracks,
+)
 from musicstudio.config import Settings, get_settings
 from musicstudio.services.context import ServiceContext, build_context
 
@@ -39,7 +48,8 @@ def create_app(settings: Settings | None = None, ctx: ServiceContext | None = No
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
-    for module in (health, engines, generations, tracks, collections, media):
+    # ``shares`` first: its public /v1/music/shared/… paths must not be taken for an org.
+    for module in (health, shares, engines, generations, tracks, collections, focus, media):
         app.include_router(module.router)
     # Hot endpoints, matched before the declared FastAPI routes (``api/hot.py``).
     app.router.routes[:0] = generations.HOT_ROUTES

@@ -309,3 +309,124 @@ class ReorderCollectionBody(BaseModel):
         max_length=MAX_ORDERED_TRACKS,
         description="Listed tracks take their index as position; the rest follow in order",
     )
+
+
+# --------------------------------------------------------------------------- share links
+
+ShareVisibility = Literal["link_only", "public"]
+
+
+class CreateShareBody(BaseModel):
+    """``POST …/tracks/{track_id}/share`` and ``POST …/collections/{collection_id}/share``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    visibility: ShareVisibility = "link_only"
+    expires_in_days: Annotated[StrictInt, Field(ge=1)] | None = Field(
+        default=None,
+        description="Days until the link expires (values above 90 count as 90); null: never",
+    )
+
+
+class ShareLinkOut(BaseModel):
+    id: str
+    token: str = Field(description="The raw token: shown only in this response")
+    url: str
+    target_type: Literal["track", "collection"]
+    visibility: ShareVisibility
+    expires_at: str | None
+    created_at: str
+
+
+class LicenceOut(BaseModel):
+    licence_class: str
+    licence_version: str
+    commercial_use: bool
+    requires_attribution: bool
+
+
+class SharedTrackOut(TrackOut):
+    licence: LicenceOut
+
+
+class SharedCollectionOut(BaseModel):
+    id: str
+    name: str
+    description: str | None
+    cover_image_url: str | None
+    track_count: int
+    created_at: str
+    updated_at: str
+
+
+class ShareSummaryOut(BaseModel):
+    target_type: Literal["track", "collection"]
+    visibility: ShareVisibility
+    expires_at: str | None
+
+
+class SharedContentOut(BaseModel):
+    """``GET /v1/music/shared/{token}``: removed content has ``available: false``."""
+
+    kind: Literal["track", "collection"]
+    available: bool
+    message: str | None
+    share: ShareSummaryOut
+    track: SharedTrackOut | None
+    collection: SharedCollectionOut | None
+    tracks: list[SharedTrackOut] | None
+
+
+class LibraryEntryOut(BaseModel):
+    id: str
+    track_id: str
+    source: Literal["generated", "shared"]
+    share_link_id: str | None
+    created_at: str
+
+
+# --------------------------------------------------------------------------- focus sessions
+
+FocusGoal = Literal["focus", "relax", "sleep", "energize", "custom_prompt"]
+
+
+class StartFocusSessionBody(BaseModel):
+    """``POST /v1/music/{organization_id}/focus/sessions``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    goal: FocusGoal
+    target_minutes: StrictInt = Field(ge=1, le=480, description="Minutes of music (1-480)")
+    custom_prompt: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_PROMPT)] | None
+    ) = Field(None, description="Required when goal is custom_prompt")
+    intensity: Literal["low", "medium", "high"] | None = Field(
+        None, description="How busy the music is (default: medium; the goal may suggest one)"
+    )
+    divergence: float = Field(
+        0.0, ge=0.0, le=1.0, description="How far each segment may wander from the first"
+    )
+    engine: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+
+
+class FocusSegmentOut(BaseModel):
+    segment_index: int
+    playback_url: str
+    measured_duration_seconds: float
+    target_lufs: float
+    fade_in_ms: int
+    fade_out_ms: int
+
+
+class FocusSessionOut(BaseModel):
+    session_id: str
+    status: Literal["active", "ended", "stopped_cap"]
+    goal: FocusGoal
+    engine: str
+    target_minutes: int
+    total_segments: int
+    ready_count: int
+    segments: list[FocusSegmentOut]
+    more_pending: bool
+    next_ready_at: str | None
+    created_at: str

@@ -120,6 +120,9 @@ generation_jobs = Table(
     Column("cancel_requested", Boolean, nullable=False, default=False),
     Column("started_at", UtcDateTime(), nullable=True),
     Column("finished_at", UtcDateTime(), nullable=True),
+    # A focus session's segment: the session and the segment's place in it.
+    Column("focus_session_id", String(_ID), nullable=True),
+    Column("segment_index", Integer, nullable=True),
     # Listing (newest first, optional status); ascending indexes are scanned backwards.
     Index(None, "org_id", "user_id", "created_at", "id"),
     Index(None, "org_id", "user_id", "status", "created_at", "id"),
@@ -134,6 +137,7 @@ generation_jobs = Table(
         "idempotency_key",
         unique=True,
     ),
+    Index(None, "focus_session_id", "segment_index"),
 )
 
 tracks = Table(
@@ -224,5 +228,30 @@ share_links = Table(
     Column("expires_at", UtcDateTime(), nullable=True),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("revoked_at", UtcDateTime(), nullable=True),
+    Index(None, "org_id", "user_id", "created_at", "id"),
+)
+
+# A focus session: segments of about two minutes, rendered as jobs (``generation_jobs`` rows
+# with ``focus_session_id``) through the same queue and workers.
+focus_sessions = Table(
+    "focus_sessions",
+    metadata,
+    Column("id", String(_ID), primary_key=True),
+    Column("org_id", String(_ID), ForeignKey("organizations.id"), nullable=False),
+    Column("user_id", String(_ID), ForeignKey("users.id"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("goal", String(32), nullable=False),
+    Column("custom_prompt", Text, nullable=True),
+    Column("intensity", String(16), nullable=False),
+    Column("divergence", Float, nullable=False),
+    Column("engine", String(64), nullable=False),
+    Column("target_minutes", Integer, nullable=False),
+    Column("total_segments", Integer, nullable=False),
+    Column("segment_seconds", Integer, nullable=False),
+    Column("seed", BigInteger, nullable=False),
+    Column("target_lufs", Float, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("ended_at", UtcDateTime(), nullable=True),
     Index(None, "org_id", "user_id", "created_at", "id"),
 )

@@ -54,7 +54,7 @@ FOCUS_FADE_SECONDS = 0.5
 FOCUS_EDGE_BELOW_DB = 10.0
 FOCUS_EDGE_SECONDS = 1.0
 FOCUS_EDGE_RAMP_SECONDS = 2.0  # back to the composed level over the next two seconds
-FOCUS_EDGE_MAX_DB = 15.0
+FOCUS_EDGE_MAX_DB = 36.0
 ROOM_IR_SECONDS = 1.2  # the tail is 50 dB down by then
 ROOM_FFT_SIZE = 1 << 18
 _TOLERANCE_LU = 0.2
@@ -109,30 +109,51 @@ def fade_out_seconds(duration_seconds: float, ending: str = "cadence") -> float:
     return max(0.05, min(3.0, 0.08 * duration_seconds))
 
 
+def edge_levels_db(
+    mix: PCM, sample_rate: int, fade_in_s: float, fade_out_s: float
+) -> tuple[float, float]:
+    """RMS (dBFS, unweighted) of the first and of the last ``FOCUS_EDGE_SECONDS`` as they will
+    sound through the master's fades: a strike right at the start loses more to the fade-in
+    than a decay spread over the last second loses to the fade-out."""
+    frames = min(mix.shape[0], max(1, int(FOCUS_EDGE_SECONDS * sample_rate)))
+    n = np.arange(frames, dtype=np.float64)
+
+    def raised_cosine(seconds: float) -> npt.NDArray[np.float64]:
+        length = max(1.0, seconds * sample_rate)
+        return np.where(n < length, 0.5 - 0.5 * np.cos(np.pi * np.minimum(n, length) / length), 1.0)
+
+    def level(block: PCM, weight: npt.NDArray[np.float64]) -> float:
+        power = float(np.mean(np.square(block, dtype=np.float64) * np.square(weight)[:, None]))
+        return 10.0 * math.log10(power) if power > 0 else -math.inf
+
+    head = level(mix[:frames], raised_cosine(fade_in_s))
+    tail = level(mix[-frames:], raised_cosine(fade_out_s)[::-1])
+    return head, tail
+
+
 def edge_gain(
-    powers: Powers, knots: int, sample_rate: int, r: int, loudness: float, below_db: float
+    knots: int, sample_rate: int, r: int, head_db: float, tail_db: float, target_db: float
 ) -> Knots:
-    """Knot gains that put the first and last ``FOCUS_EDGE_SECONDS`` at ``loudness -
-    below_db`` (K-weighted mean power), ramping back to 0 dB over the next seconds.
+    """Knot gains that bring the first and last ``FOCUS_EDGE_SECONDS`` (measured at
+    ``head_db`` and ``tail_db``) to ``target_db``, ramping back to 0 dB over the next seconds.
 
     A composed fade ends differently from how it starts (a struck chord decays; the next
     segment opens on fresh notes), so matching the edges by measurement is what makes any
-    two consecutive segments meet at the same level."""
+    two consecutive segments meet at the same level. Plain RMS, not K-weighting: a decaying
+    tail is bass-heavy, and K-weighting would read it quieter than a listener hears it."""
     per_second = sample_rate / r
     edge = max(1, round(FOCUS_EDGE_SECONDS * per_second))
     ramp = max(1.0, FOCUS_EDGE_RAMP_SECONDS * per_second)
 
-    def correction(span: Powers) -> float:
-        level = lufs(float(np.mean(span))) if span.size else -math.inf
+    def correction(level: float) -> float:
         if not math.isfinite(level):
             return 0.0
-        wanted = loudness - below_db - level
-        return max(-FOCUS_EDGE_MAX_DB, min(FOCUS_EDGE_MAX_DB, wanted))
+        return max(-FOCUS_EDGE_MAX_DB, min(FOCUS_EDGE_MAX_DB, target_db - level))
 
     index = np.arange(knots, dtype=np.float64)
     from_end = (knots - 1) - index
-    head = correction(powers[:edge]) * np.clip((edge + ramp - index) / ramp, 0.0, 1.0)
-    tail = correction(powers[-edge:]) * np.clip((edge + ramp - from_end) / ramp, 0.0, 1.0)
+    head = correction(head_db) * np.clip((edge + ramp - index) / ramp, 0.0, 1.0)
+    tail = correction(tail_db) * np.clip((edge + ramp - from_end) / ramp, 0.0, 1.0)
     gain: Knots = 10.0 ** ((head + tail) / 20.0)
     return gain
 
@@ -339,7 +360,9 @@ def master_mix(
     compression = compressor_gain(powers, sample_rate, r)
     fades = fade_gain(frames, r, sample_rate, fade_in_s, fade_out_s)
     if edge_below_db is not None:
-        fades = fades * edge_gain(powers, fades.size, sample_rate, r, before, edge_below_db)
+        head_db, tail_db = edge_levels_db(mix, sample_rate, fade_in_s, fade_out_s)
+        target_db = before - edge_below_db  # in the mix's RMS dB, before any gain
+        fades = fades * edge_gain(fades.size, sample_rate, r, head_db, tail_db, target_db)
     solver = _GainSolver(
         powers,
         analysis.peaks(),
