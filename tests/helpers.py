@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlparse
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 JOB_FIELDS = {
     "id",
@@ -59,6 +61,48 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
 
 def error_fields(response: httpx.Response) -> list[str]:
     return [e["field"] for e in response.json()["error"]["details"]["errors"]]
+
+
+def local_path(url: str) -> str:
+    """A signed media URL as a path the in-process test client can fetch."""
+    parsed = urlparse(url)
+    return f"{parsed.path}?{parsed.query}"
+
+
+def metric_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Prometheus text as {(sample name, sorted labels): value}."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def track_values(
+    track_id: str, org_id: str, user_id: str, created_at: Any, **overrides: Any
+) -> dict[str, Any]:
+    """A finished track's row, for tests that write tracks straight to the store."""
+    values: dict[str, Any] = {
+        "id": track_id,
+        "org_id": org_id,
+        "user_id": user_id,
+        "title": "a track",
+        "engine": "studio",
+        "mode": "creation",
+        "instrumental": True,
+        "measured_duration_seconds": 2.0,
+        "mime_type": "audio/mpeg",
+        "storage_key": f"tracks/{org_id}/{track_id}.mp3",
+        "size_bytes": 1,
+        "licence_class": "unclear",
+        "licence_version": "test",
+        "commercial_use": False,
+        "requires_attribution": True,
+        "recipe": {},
+        "created_at": created_at,
+    }
+    values.update(overrides)
+    return values
 
 
 def without_request_ids(response: httpx.Response) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from musicstudio.clock import utcnow
 from musicstudio.db.tables import library_entries, tracks
 from musicstudio.services.context import ServiceContext
 from tests.conftest import Caller
-from tests.helpers import assert_error, error_fields, without_request_ids
+from tests.helpers import assert_error, error_fields, track_values, without_request_ids
 
 COLLECTION_FIELDS = {
     "id",
@@ -36,24 +36,7 @@ async def insert_track(ctx: ServiceContext, owner: Caller, title: str = "a track
     async with ctx.db.write() as conn:
         await conn.execute(
             insert(tracks).values(
-                id=track_id,
-                org_id=owner.org_id,
-                user_id=owner.user_id,
-                job_id=None,
-                title=title,
-                engine="studio",
-                mode="creation",
-                instrumental=True,
-                measured_duration_seconds=2.0,
-                mime_type="audio/mpeg",
-                storage_key=f"tracks/{track_id}.mp3",
-                size_bytes=1000,
-                licence_class="mit",
-                licence_version="1",
-                commercial_use=True,
-                requires_attribution=False,
-                recipe={},
-                created_at=now,
+                **track_values(track_id, owner.org_id, owner.user_id, now, title=title)
             )
         )
     await save_to_library(ctx, owner, track_id, source="generated")

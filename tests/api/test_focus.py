@@ -8,7 +8,6 @@ import io
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
-from urllib.parse import urlparse
 
 import httpx
 import numpy as np
@@ -23,7 +22,7 @@ from musicstudio.services.context import ServiceContext
 from musicstudio.services.focus import GOAL_INTENSITY, GOAL_PROMPTS
 from musicstudio.worker.runner import Worker
 from tests.conftest import Caller
-from tests.helpers import assert_error, error_fields
+from tests.helpers import assert_error, error_fields, local_path, without_request_ids
 
 SESSION_FIELDS = {
     "session_id",
@@ -43,11 +42,6 @@ SESSION_FIELDS = {
 async def _start(client: httpx.AsyncClient, caller: Caller, **body: Any) -> httpx.Response:
     payload = {"goal": "focus", "target_minutes": 3, **body}
     return await client.post(caller.path("/focus/sessions"), json=payload, headers=caller.headers)
-
-
-def _local(url: str) -> str:
-    parsed = urlparse(url)
-    return f"{parsed.path}?{parsed.query}"
 
 
 def _rms_db(block: np.ndarray) -> float:
@@ -93,7 +87,7 @@ async def test_a_session_renders_its_segments_in_order_and_they_crossfade_evenly
     for segment in (first, second):
         assert segment["target_lufs"] == -14.0
         assert abs(segment["measured_duration_seconds"] - 120) <= 0.1
-        response = await client.get(_local(segment["playback_url"]))
+        response = await client.get(local_path(segment["playback_url"]))
         assert response.status_code == 200 and response.headers["content-type"] == "audio/mpeg"
         samples, rate = sf.read(io.BytesIO(response.content), dtype="float32")
         assert abs(len(samples) / rate - 120) <= 0.2
@@ -181,13 +175,6 @@ async def test_bad_starts_are_422(
     assert error_fields(response) == [field]
 
 
-def _comparable(response: httpx.Response) -> tuple[int, Any]:
-    body = response.json()
-    body["error"].pop("trace_id")
-    body["error"].pop("timestamp")
-    return response.status_code, body
-
-
 async def test_other_users_and_organizations_see_a_missing_session(
     client: httpx.AsyncClient, alice: Caller, bob: Caller, carol: Caller
 ) -> None:
@@ -203,7 +190,10 @@ async def test_other_users_and_organizations_see_a_missing_session(
                 method, caller.path(f"/focus/sessions/mfocus_x{suffix}"), headers=caller.headers
             )
             assert_error(theirs, 404, "RESOURCE_NOT_FOUND")
-            assert _comparable(theirs) == _comparable(missing)
+            assert (theirs.status_code, without_request_ids(theirs)) == (
+                missing.status_code,
+                without_request_ids(missing),
+            )
         victim_path = await client.request(
             method, alice.path(f"/focus/sessions/{session_id}{suffix}"), headers=carol.headers
         )

@@ -3,18 +3,9 @@
 from __future__ import annotations
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Caller
-from tests.helpers import job_body
-
-
-def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return out
+from tests.helpers import job_body, metric_samples
 
 
 async def test_metrics_report_route_latency_and_the_queue(
@@ -31,7 +22,7 @@ async def test_metrics_report_route_latency_and_the_queue(
     response = await client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
-    samples = _samples(response.text)
+    samples = metric_samples(response.text)
     route = "/v1/music/{organization_id}/generations"
     created = (("method", "POST"), ("route", route), ("status", "202"))
     listed = (("method", "GET"), ("route", route), ("status", "200"))

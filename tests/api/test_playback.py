@@ -16,7 +16,7 @@ from musicstudio.services.context import ServiceContext
 from musicstudio.storage.base import StorageError
 from musicstudio.worker.runner import Worker
 from tests.conftest import Caller
-from tests.helpers import SINGLE_JOB_FIELDS, assert_error, job_body
+from tests.helpers import SINGLE_JOB_FIELDS, assert_error, job_body, local_path
 
 
 async def _succeeded_job(
@@ -38,11 +38,6 @@ async def _succeeded_job(
     job: dict[str, object] = response.json()
     assert job["status"] == "succeeded", job
     return job
-
-
-def _local(url: str) -> str:
-    parsed = urlparse(url)
-    return f"{parsed.path}?{parsed.query}"
 
 
 async def test_succeeded_job_has_track_and_a_playable_url(
@@ -74,7 +69,7 @@ async def test_succeeded_job_has_track_and_a_playable_url(
     assert abs(float(track["measured_duration_seconds"]) - 2.0) <= 0.05
     assert track["playback_url"] == job["playback_url"]
 
-    audio = await client.get(_local(str(job["playback_url"])))
+    audio = await client.get(local_path(str(job["playback_url"])))
     assert audio.status_code == 200
     assert audio.headers["content-type"] == "audio/mpeg"
     assert audio.headers["accept-ranges"] == "bytes"
@@ -88,7 +83,7 @@ async def test_range_requests_seek(
     client: httpx.AsyncClient, ctx: ServiceContext, alice: Caller
 ) -> None:
     job = await _succeeded_job(client, ctx, alice)
-    url = _local(str(job["playback_url"]))
+    url = local_path(str(job["playback_url"]))
     full = (await client.get(url)).content
     part = await client.get(url, headers={"Range": "bytes=100-1099"})
     assert part.status_code == 206
@@ -165,7 +160,7 @@ async def test_other_output_formats_are_served_with_their_type(
     job = await _succeeded_job(client, ctx, alice, output_format="flac")
     track = job["track"]
     assert isinstance(track, dict) and track["mime_type"] == "audio/flac"
-    audio = await client.get(_local(str(job["playback_url"])))
+    audio = await client.get(local_path(str(job["playback_url"])))
     assert audio.headers["content-type"] == "audio/flac"
     info = sf.info(io.BytesIO(audio.content))
     assert info.format == "FLAC" and abs(info.duration - 2.0) <= 0.05

@@ -16,9 +16,9 @@ from musicstudio.api.routes import shares as share_routes
 from musicstudio.db.tables import collection_tracks, collections, share_links, tracks
 from musicstudio.services.context import ServiceContext
 from musicstudio.services.ratelimit import TokenBucketLimiter
-from tests.api.test_tracks import T0, TRACK_FIELDS, _listed, _local, _track
+from tests.api.test_tracks import T0, TRACK_FIELDS, _listed, _track
 from tests.conftest import Caller
-from tests.helpers import assert_error, error_fields, without_request_ids
+from tests.helpers import assert_error, error_fields, local_path, without_request_ids
 
 LINK_FIELDS = {"id", "token", "url", "target_type", "visibility", "expires_at", "created_at"}
 RESOLVE_FIELDS = {"kind", "available", "message", "share", "track", "collection", "tracks"}
@@ -207,9 +207,9 @@ async def test_anyone_resolves_a_track_share_with_fresh_urls_and_its_licence(
     assert set(track) == TRACK_FIELDS | {"licence"}
     assert track["id"] == track_id and track["licence"] == LICENCE
     assert "recipe" not in track and "midi_url" not in track
-    master = await client.get(_local(track["playback_url"]))
+    master = await client.get(local_path(track["playback_url"]))
     assert master.status_code == 200 and master.content == b"ID3-master"
-    stem = await client.get(_local(track["stem_urls"]["bass"]))
+    stem = await client.get(local_path(track["stem_urls"]["bass"]))
     assert stem.status_code == 200 and stem.content == b"fLaC-bass"
 
 

@@ -4,8 +4,6 @@ the master, stems and MIDI, and delete by the creator only."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
-from urllib.parse import urlparse
 
 import httpx
 import pytest
@@ -16,7 +14,14 @@ from musicstudio.db.tables import collection_tracks, collections, library_entrie
 from musicstudio.services.context import ServiceContext
 from musicstudio.worker.runner import Worker
 from tests.conftest import Caller
-from tests.helpers import assert_error, error_fields, job_body
+from tests.helpers import (
+    assert_error,
+    error_fields,
+    job_body,
+    local_path,
+    track_values,
+    without_request_ids,
+)
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 TRACK_FIELDS = {
@@ -47,23 +52,16 @@ async def _track(
     async with ctx.db.write() as conn:
         await conn.execute(
             insert(tracks).values(
-                id=track_id,
-                org_id=owner.org_id,
-                user_id=owner.user_id,
-                title=f"track {track_id[-4:]}",
-                engine=engine,
-                mode=mode,
-                instrumental=True,
-                measured_duration_seconds=2.0,
-                mime_type="audio/mpeg",
-                storage_key=f"tracks/{owner.org_id}/{track_id}.mp3",
-                size_bytes=1,
-                licence_class="unclear",
-                licence_version="test",
-                commercial_use=False,
-                requires_attribution=True,
-                recipe={"seed": 1},
-                created_at=saved_at,
+                **track_values(
+                    track_id,
+                    owner.org_id,
+                    owner.user_id,
+                    saved_at,
+                    title=f"track {track_id[-4:]}",
+                    engine=engine,
+                    mode=mode,
+                    recipe={"seed": 1},
+                )
             )
         )
         for who, source in ((owner, "generated"), (reader, "shared")):
@@ -85,11 +83,6 @@ async def _listed(client: httpx.AsyncClient, caller: Caller, query: str = "") ->
     response = await client.get(caller.path(f"/tracks{query}"), headers=caller.headers)
     assert response.status_code == 200, response.text
     return [item["id"] for item in response.json()["items"]]
-
-
-def _local(url: str) -> str:
-    parsed = urlparse(url)
-    return f"{parsed.path}?{parsed.query}"
 
 
 async def test_a_generated_track_is_in_the_library_with_urls_for_master_stems_and_midi(
@@ -118,13 +111,13 @@ async def test_a_generated_track_is_in_the_library_with_urls_for_master_stems_an
         k: item[k] for k in TRACK_FIELDS - {"playback_url", "stem_urls"}
     }
     assert track["recipe"]["engine"] == "studio"
-    master = await client.get(_local(track["playback_url"]))
+    master = await client.get(local_path(track["playback_url"]))
     assert master.status_code == 200 and master.headers["content-type"] == "audio/mpeg"
     assert track["stem_urls"] and {"drums", "bass"} <= set(track["stem_urls"])
     for name, url in track["stem_urls"].items():
-        stem = await client.get(_local(url))
+        stem = await client.get(local_path(url))
         assert stem.status_code == 200 and stem.content[:4] == b"fLaC", name
-    midi = await client.get(_local(track["midi_url"]))
+    midi = await client.get(local_path(track["midi_url"]))
     assert midi.status_code == 200 and midi.content[:4] == b"MThd"
 
 
@@ -203,13 +196,6 @@ async def test_only_the_creator_deletes_and_the_track_leaves_every_library(
     assert_error(again, 404, "RESOURCE_NOT_FOUND")
 
 
-def _comparable(response: httpx.Response) -> tuple[int, Any]:
-    body = response.json()
-    body["error"].pop("trace_id")
-    body["error"].pop("timestamp")
-    return response.status_code, body
-
-
 async def test_other_users_and_organizations_see_a_missing_track(
     client: httpx.AsyncClient, ctx: ServiceContext, alice: Caller, bob: Caller, carol: Caller
 ) -> None:
@@ -224,7 +210,10 @@ async def test_other_users_and_organizations_see_a_missing_track(
                 method, caller.path(f"/tracks/{missing}"), headers=caller.headers
             )
             assert_error(theirs, 404, "RESOURCE_NOT_FOUND")
-            assert _comparable(theirs) == _comparable(nothing), (method, caller)
+            assert (theirs.status_code, without_request_ids(theirs)) == (
+                nothing.status_code,
+                without_request_ids(nothing),
+            ), (method, caller)
         on_victim_path = await client.request(
             method, alice.path(f"/tracks/{track_id}"), headers=carol.headers
         )

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
+from tests.helpers import metric_samples
 from tests.postgres import throwaway_database
 from tests.processes import (
     answers,
@@ -71,7 +71,7 @@ def test_api_only_process_and_worker_pool_share_the_queue(tmp_path: Path) -> Non
                     assert job["status"] == "succeeded", job
                     audio = http.get(job["playback_url"])
                     assert audio.status_code == 200 and len(audio.content) > 1000
-            samples = _samples(httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text)
+            samples = metric_samples(httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text)
         finally:
             if workers is not None:
                 stop(workers)
@@ -89,11 +89,3 @@ def test_api_only_process_and_worker_pool_share_the_queue(tmp_path: Path) -> Non
     assert samples[("musicstudio_render_realtime_factor_count", rtf_key)] == JOBS
     mean_rtf = samples[("musicstudio_render_realtime_factor_sum", rtf_key)] / JOBS
     assert mean_rtf > 1.0, "the studio engine renders faster than real time"
-
-
-def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }

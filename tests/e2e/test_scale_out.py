@@ -28,9 +28,9 @@ import asyncpg
 import httpx
 import pytest
 import soundfile
-from prometheus_client.parser import text_string_to_metric_families
 
 from musicstudio.db.database import driver_dsn
+from tests.helpers import metric_samples
 from tests.postgres import throwaway_database
 from tests.processes import answers, cli_env, free_port, log_tail, run_cli, start_cli
 from tests.seaweed import SeaweedS3, seaweed_s3
@@ -181,7 +181,7 @@ def test_two_apis_and_three_workers_finish_200_jobs_exactly_once(tmp_path: Path)
                 for base in bases:
                     ready = httpx.get(f"{base}/readyz", timeout=10)
                     assert ready.status_code == 200 and ready.json()["status"] == "ready"
-                    queue = _samples(httpx.get(f"{base}/metrics", timeout=10).text)
+                    queue = metric_samples(httpx.get(f"{base}/metrics", timeout=10).text)
                     for status in ("queued", "running"):
                         assert queue[("musicstudio_jobs", (("status", status),))] == 0
                     assert queue[("musicstudio_queue_depth", ())] == 0
@@ -189,7 +189,7 @@ def test_two_apis_and_three_workers_finish_200_jobs_exactly_once(tmp_path: Path)
                 for client in clients:
                     client.close()
             worker_samples = {
-                w.name: _samples(httpx.get(f"http://127.0.0.1:{w.port}/metrics").text)
+                w.name: metric_samples(httpx.get(f"http://127.0.0.1:{w.port}/metrics").text)
                 for w in workers
             }
         finally:
@@ -439,11 +439,3 @@ def _check_worker_logs(workers: list[Proc], ids: list[str]) -> dict[str, int]:
     idle = [name for name, count in per_worker.items() if count == 0]
     assert not idle, f"workers that took no job: {idle} (jobs per worker: {per_worker})"
     return per_worker
-
-
-def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from musicstudio.db.migrate import downgrade, upgrade
 from musicstudio.db.tables import library_entries, metadata, organizations, tracks, users
+from tests.helpers import track_values
 from tests.postgres import throwaway_database
 
 
@@ -86,23 +87,4 @@ async def test_tracks_made_before_libraries_enter_their_creators_library() -> No
 
 
 def _track(track_id: str, user_id: str, now: datetime, deleted: datetime | None) -> dict[str, Any]:
-    return {
-        "id": track_id,
-        "org_id": "org_a",
-        "user_id": user_id,
-        "title": "t",
-        "engine": "studio",
-        "mode": "creation",
-        "instrumental": True,
-        "measured_duration_seconds": 1.0,
-        "mime_type": "audio/mpeg",
-        "storage_key": f"tracks/{track_id}.mp3",
-        "size_bytes": 1,
-        "licence_class": "unclear",
-        "licence_version": "x",
-        "commercial_use": False,
-        "requires_attribution": True,
-        "recipe": {},
-        "created_at": now,
-        "deleted_at": deleted,
-    }
+    return track_values(track_id, "org_a", user_id, now, deleted_at=deleted)

@@ -12,7 +12,7 @@ from musicstudio.db.tables import library_entries, tracks
 from musicstudio.queue import Outcome
 from musicstudio.services.context import ServiceContext
 from tests.conftest import Caller
-from tests.helpers import insert_job_rows, job_row
+from tests.helpers import insert_job_rows, job_row, track_values
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 LEASE = 30
@@ -23,26 +23,7 @@ async def _claim(ctx: ServiceContext, owner: str, now: datetime) -> queue.Lease 
 
 
 def _track(lease: queue.Lease, track_id: str) -> dict[str, object]:
-    return {
-        "id": track_id,
-        "org_id": lease.org_id,
-        "user_id": lease.user_id,
-        "job_id": lease.job_id,
-        "title": "t",
-        "engine": "studio",
-        "mode": "creation",
-        "instrumental": True,
-        "measured_duration_seconds": 1.0,
-        "mime_type": "audio/mpeg",
-        "storage_key": f"tracks/{track_id}.mp3",
-        "size_bytes": 1,
-        "licence_class": "unclear",
-        "licence_version": "x",
-        "commercial_use": False,
-        "requires_attribution": True,
-        "recipe": {},
-        "created_at": T0,
-    }
+    return track_values(track_id, lease.org_id, lease.user_id, T0, job_id=lease.job_id)
 
 
 async def test_claims_oldest_first_and_increments_attempt(

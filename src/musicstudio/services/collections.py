@@ -43,20 +43,13 @@ def entry_view(row: Mapping[Any, Any]) -> dict[str, Any]:
 
 
 async def _owned(
-    conn: AsyncConnection, principal: Principal, collection_id: str
+    conn: AsyncConnection, principal: Principal, collection_id: str, *, lock: bool = False
 ) -> Mapping[Any, Any]:
-    """The caller's live collection; the same 404 for missing, deleted and others' ones."""
-    row = await store.get_collection(conn, principal.org_id, principal.user_id, collection_id)
-    if row is None:
-        raise NotFound("Collection not found.")
-    return row
-
-
-async def _locked(
-    conn: AsyncConnection, principal: Principal, collection_id: str
-) -> Mapping[Any, Any]:
-    """``_owned`` for a write: concurrent changes to one collection wait for this one."""
-    row = await store.lock_collection(conn, principal.org_id, principal.user_id, collection_id)
+    """The caller's live collection; the same 404 for missing, deleted and others' ones.
+    ``lock`` for a write: concurrent changes to one collection wait for this one."""
+    row = await store.get_collection(
+        conn, principal.org_id, principal.user_id, collection_id, lock=lock
+    )
     if row is None:
         raise NotFound("Collection not found.")
     return row
@@ -123,7 +116,7 @@ async def update_collection(
     if "name" in changes and changes["name"] is None:
         raise ValidationFailed.field("name", "a collection's name cannot be null")
     async with ctx.db.write() as conn:
-        row = await _locked(conn, principal, collection_id)
+        row = await _owned(conn, principal, collection_id, lock=True)
         if changes:
             await _check_cover(conn, principal, changes.get("cover_track_id"))
             await store.update_collection(conn, collection_id, {**changes, "updated_at": utcnow()})
@@ -137,7 +130,7 @@ async def delete_collection(
 ) -> dict[str, Any]:
     """Soft delete; a deleted collection answers 404 from then on."""
     async with ctx.db.write() as conn:
-        await _locked(conn, principal, collection_id)
+        await _owned(conn, principal, collection_id, lock=True)
         await store.soft_delete_collection(conn, collection_id, utcnow())
     return acknowledgement(collection_id, "Collection deleted.")
 
@@ -167,7 +160,7 @@ async def add_track(
     """
     async with ctx.db.write() as conn:
         # Locked first, so concurrent appends to one collection take distinct positions.
-        await _locked(conn, principal, collection_id)
+        await _owned(conn, principal, collection_id, lock=True)
         if await _track_in_org(conn, principal, track_id) is None:
             raise NotFound("Track not found.")
         entry: Mapping[Any, Any] | None = await store.get_entry(conn, collection_id, track_id)
@@ -184,7 +177,7 @@ async def remove_track(
 ) -> dict[str, Any]:
     """Take a track out; idempotent (a track that is not there is already out)."""
     async with ctx.db.write() as conn:
-        await _locked(conn, principal, collection_id)
+        await _owned(conn, principal, collection_id, lock=True)
         if await store.remove_entry(conn, collection_id, track_id):
             await store.update_collection(conn, collection_id, {"updated_at": utcnow()})
     return acknowledgement(track_id, "Track removed from collection.")
@@ -195,7 +188,7 @@ async def reorder(
 ) -> dict[str, Any]:
     """Listed tracks first, in the given order; the others after them, in their order."""
     async with ctx.db.write() as conn:
-        await _locked(conn, principal, collection_id)
+        await _owned(conn, principal, collection_id, lock=True)
         if await store.reorder_entries(conn, collection_id, ordered_track_ids):
             await store.update_collection(conn, collection_id, {"updated_at": utcnow()})
     return acknowledgement(collection_id, "Collection reordered.")

@@ -19,6 +19,7 @@ from musicstudio.errors import NotFound, ValidationFailed
 from musicstudio.services.context import ServiceContext
 from musicstudio.services.generations import playback_ttl
 from musicstudio.services.views import acknowledgement, track_view, whole_seconds
+from musicstudio.store import collections as collections_store
 from musicstudio.store import shares as store
 from musicstudio.store.accounts import Principal
 
@@ -76,8 +77,11 @@ async def create_share(
                 conn, principal.org_id, principal.user_id, target_id
             )
         else:
-            owned = await store.owns_live_collection(
-                conn, principal.org_id, principal.user_id, target_id
+            owned = (
+                await collections_store.get_collection(
+                    conn, principal.org_id, principal.user_id, target_id
+                )
+                is not None
             )
         if not owned:
             missing = "Track not found." if target_type == "track" else "Collection not found."
@@ -164,7 +168,7 @@ async def resolve_share(ctx: ServiceContext, token: str, base_url: str) -> dict[
         collection = await store.get_collection(conn, link["collection_id"])
         if collection is None or collection["deleted_at"] is not None:
             return {**body, "available": False, "message": "This collection has been removed."}
-        count = await store.count_live_tracks(conn, collection["id"])
+        count = await collections_store.count_tracks(conn, collection["id"])
         rows = await store.live_collection_tracks(
             conn, collection["id"], limit=MAX_SHARED_COLLECTION_TRACKS
         )

@@ -9,6 +9,7 @@ from musicstudio.errors import InsufficientPermissions, NotFound
 from musicstudio.services.context import ServiceContext
 from musicstudio.services.generations import playback_ttl
 from musicstudio.services.views import acknowledgement, track_view
+from musicstudio.store import collections as collections_store
 from musicstudio.store import tracks as store
 from musicstudio.store.accounts import Principal
 
@@ -34,7 +35,7 @@ async def list_tracks(
         offset=offset,
     )
     async with ctx.db.read() as conn:
-        if collection_id is not None and not await store.owns_live_collection(
+        if collection_id is not None and not await collections_store.get_collection(
             conn, principal.org_id, principal.user_id, collection_id
         ):
             raise NotFound("Collection not found.")

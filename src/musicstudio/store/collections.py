@@ -2,7 +2,8 @@
 
 Every read of a collection takes ``(org_id, user_id)``: another user's collection is
 indistinguishable from a missing one. Membership changes run inside the caller's write
-transaction after ``lock_collection``, so appends and reorders of one collection serialize.
+transaction after ``get_collection(..., lock=True)``, so appends and reorders of one
+collection serialize.
 """
 
 from __future__ import annotations
@@ -41,23 +42,14 @@ def _owned(org_id: str, user_id: str, collection_id: str) -> tuple[Any, ...]:
 
 
 async def get_collection(
-    conn: AsyncConnection, org_id: str, user_id: str, collection_id: str
+    conn: AsyncConnection, org_id: str, user_id: str, collection_id: str, *, lock: bool = False
 ) -> RowMapping | None:
-    """The caller's live collection, or None."""
+    """The caller's live collection, or None. ``lock`` (for a write): on PostgreSQL the row
+    stays locked until commit; SQLite renders no ``FOR UPDATE``, its write transactions
+    already hold the database's write lock from ``BEGIN IMMEDIATE``."""
     query = select(*VIEW_COLUMNS).where(*_owned(org_id, user_id, collection_id))
-    row = (await conn.execute(query)).first()
-    return None if row is None else row._mapping
-
-
-async def lock_collection(
-    conn: AsyncConnection, org_id: str, user_id: str, collection_id: str
-) -> RowMapping | None:
-    """``get_collection`` for a write: on PostgreSQL the row stays locked until commit.
-
-    SQLite renders no ``FOR UPDATE``; its write transactions already hold the database's
-    write lock from ``BEGIN IMMEDIATE``.
-    """
-    query = select(*VIEW_COLUMNS).where(*_owned(org_id, user_id, collection_id)).with_for_update()
+    if lock:
+        query = query.with_for_update()
     row = (await conn.execute(query)).first()
     return None if row is None else row._mapping
 
@@ -141,7 +133,8 @@ async def append_entry(
 ) -> dict[str, Any]:
     """Put the track after the last one (position max + 1; 0 in an empty collection).
 
-    The caller holds the collection's lock (``lock_collection``), so max + 1 is unique.
+    The caller holds the collection's lock (``get_collection(..., lock=True)``), so max + 1
+    is unique.
     """
     last = await conn.execute(
         select(func.max(collection_tracks.c.position)).where(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import RowMapping, func, insert, or_, select, update
+from sqlalchemy import RowMapping, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -31,19 +31,6 @@ async def owns_live_track(conn: AsyncConnection, org_id: str, user_id: str, trac
         tracks.c.org_id == org_id,
         tracks.c.user_id == user_id,
         tracks.c.deleted_at.is_(None),
-    )
-    return (await conn.execute(query)).first() is not None
-
-
-async def owns_live_collection(
-    conn: AsyncConnection, org_id: str, user_id: str, collection_id: str
-) -> bool:
-    """The caller owns this collection in this organization and it is not deleted."""
-    query = select(collections.c.id).where(
-        collections.c.id == collection_id,
-        collections.c.org_id == org_id,
-        collections.c.user_id == user_id,
-        collections.c.deleted_at.is_(None),
     )
     return (await conn.execute(query)).first() is not None
 
@@ -98,16 +85,6 @@ async def get_collection(conn: AsyncConnection, collection_id: str) -> RowMappin
     query = select(collections).where(collections.c.id == collection_id)
     row = (await conn.execute(query)).first()
     return None if row is None else row._mapping
-
-
-async def count_live_tracks(conn: AsyncConnection, collection_id: str) -> int:
-    """How many live (not soft-deleted) tracks the collection holds."""
-    query = (
-        select(func.count())
-        .select_from(collection_tracks.join(tracks, tracks.c.id == collection_tracks.c.track_id))
-        .where(collection_tracks.c.collection_id == collection_id, tracks.c.deleted_at.is_(None))
-    )
-    return int((await conn.execute(query)).scalar_one())
 
 
 async def live_collection_tracks(

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, RowMapping, Select, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from musicstudio.db.tables import collection_tracks, collections, library_entries, tracks
+from musicstudio.db.tables import collection_tracks, library_entries, tracks
 
 
 def readable_by(org_id: str, user_id: str) -> ColumnElement[bool]:
@@ -92,21 +92,6 @@ def library_page(
         stmt = stmt.where(in_collection)
     order = (library_entries.c.created_at.desc(), library_entries.c.id.desc())
     return stmt.order_by(*order).limit(limit).offset(offset)
-
-
-async def owns_live_collection(
-    conn: AsyncConnection, org_id: str, user_id: str, collection_id: str
-) -> bool:
-    """The caller's collection exists and is not deleted (for the library's filter)."""
-    result = await conn.execute(
-        select(collections.c.id).where(
-            collections.c.id == collection_id,
-            collections.c.org_id == org_id,
-            collections.c.user_id == user_id,
-            collections.c.deleted_at.is_(None),
-        )
-    )
-    return result.first() is not None
 
 
 async def soft_delete_track(conn: AsyncConnection, track_id: str, now: datetime) -> None:
