@@ -32,6 +32,10 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
         soundfont=None,
         policy_file=None,
         secret_key=b"test-secret-key",
+        # Limits out of the way; the tests of limits set their own.
+        rate_limit_per_minute=1_000_000,
+        rate_limit_burst=1_000_000,
+        max_active_jobs_per_org=1_000_000,
     )
     return replace(base, **overrides)  # type: ignore[arg-type]
 

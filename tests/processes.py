@@ -25,6 +25,10 @@ def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env.update(
         MUSICSTUDIO_DATA_DIR=str(data_dir),
         MUSICSTUDIO_POLL_SECONDS="0.1",
+        # Limits out of the way; the tests of limits set their own.
+        MUSICSTUDIO_RATE_LIMIT_PER_MINUTE="1000000",
+        MUSICSTUDIO_RATE_LIMIT_BURST="1000000",
+        MUSICSTUDIO_MAX_ACTIVE_JOBS_PER_ORG="1000000",
         PYTHONUNBUFFERED="1",
     )
     env.update(extra)

@@ -45,6 +45,19 @@ class Settings:
     secret_key: bytes = field(repr=False)
     # Focus sessions: minutes of audio one user may have generated per UTC day.
     focus_minutes_per_day: int = 600
+    # Per-key rate limit (token bucket): ``rate_limit_burst`` requests at once, refilled at
+    # ``rate_limit_per_minute``. Shared by every API process through Redis when ``redis_url``.
+    rate_limit_per_minute: int = 600
+    rate_limit_burst: int = 120
+    redis_url: str | None = None
+    # Queued + running jobs one organization may have at once (429 QUOTA_EXCEEDED beyond).
+    max_active_jobs_per_org: int = 500
+    # Largest request body accepted (413 beyond).
+    max_body_bytes: int = 65_536
+    # Worker stop on SIGTERM: let the running job finish for ``stop_soft_seconds``, then
+    # cancel it and release it to the queue, exiting at most ``stop_hard_seconds`` later.
+    stop_soft_seconds: float = 30.0
+    stop_hard_seconds: float = 10.0
 
     @property
     def heartbeat_seconds(self) -> float:
@@ -97,6 +110,13 @@ def load_settings() -> Settings:
         policy_file=_env("POLICY_FILE"),
         secret_key=_load_or_create_secret(data_dir),
         focus_minutes_per_day=_env_number("FOCUS_MINUTES_PER_DAY", 600, int),
+        rate_limit_per_minute=_env_number("RATE_LIMIT_PER_MINUTE", 600, int),
+        rate_limit_burst=_env_number("RATE_LIMIT_BURST", 120, int),
+        redis_url=_env("REDIS_URL"),
+        max_active_jobs_per_org=_env_number("MAX_ACTIVE_JOBS_PER_ORG", 500, int),
+        max_body_bytes=_env_number("MAX_BODY_BYTES", 65_536, int),
+        stop_soft_seconds=_env_number("STOP_SOFT_SECONDS", 30.0, float),
+        stop_hard_seconds=_env_number("STOP_HARD_SECONDS", 10.0, float),
     )
 
 

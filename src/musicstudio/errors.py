@@ -103,3 +103,11 @@ class RateLimited(AppError):
     status = 429
     code = "RATE_LIMITED"
     type = "rate_limit_error"
+
+
+class QuotaExceeded(AppError):
+    """The organization already has as many queued and running jobs as it may."""
+
+    status = 429
+    code = "QUOTA_EXCEEDED"
+    type = "rate_limit_error"

@@ -8,8 +8,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from musicstudio import __version__
+from musicstudio.api.body_limit import BodyLimitMiddleware
 from musicstudio.api.errors import install_error_handlers
 from musicstudio.api.metrics import Metrics, MetricsMiddleware
+from musicstudio.api.ratelimit import RateLimitHeadersMiddleware
 from musicstudio.api.request_id import RequestIdMiddleware
 from musicstudio.api.routes import (
     collections,
@@ -45,6 +47,9 @@ def create_app(settings: Settings | None = None, ctx: ServiceContext | None = No
     )
     app.state.ctx = context
     app.state.metrics = Metrics()
+    # Added innermost first: metrics, request id, rate-limit headers, body limit, routes.
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=context.settings.max_body_bytes)
+    app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)

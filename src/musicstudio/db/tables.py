@@ -21,8 +21,13 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.types import TypeDecorator
+
+# A job that still holds a place in the queue (literal SQL: a partial index is only used for
+# queries that repeat its condition with the same literals).
+LIVE_JOB_CONDITION = "status IN ('queued', 'running')"
 
 metadata = MetaData(
     naming_convention={
@@ -138,6 +143,13 @@ generation_jobs = Table(
         unique=True,
     ),
     Index(None, "focus_session_id", "segment_index"),
+    # The per-organization cap on live jobs counts only these rows (a partial index).
+    Index(
+        "ix_generation_jobs_live_by_org",
+        "org_id",
+        sqlite_where=text(LIVE_JOB_CONDITION),
+        postgresql_where=text(LIVE_JOB_CONDITION),
+    ),
 )
 
 tracks = Table(

@@ -23,6 +23,7 @@ from musicstudio.clock import utcnow
 from musicstudio.errors import NotFound, ValidationFailed
 from musicstudio.services.context import ServiceContext
 from musicstudio.services.generations import playback_ttl
+from musicstudio.services.quota import admit_jobs
 from musicstudio.services.views import whole_seconds
 from musicstudio.store import focus as store
 from musicstudio.store.accounts import Principal
@@ -93,6 +94,8 @@ async def start_session(
         queued = min(total, max(0, math.floor(budget * 60 / SEGMENT_SECONDS)))
         if queued < total:
             session.update(status=store.STOPPED_CAP, ended_at=now)
+        if queued:
+            await admit_jobs(conn, ctx.settings, principal.org_id, queued)
         await store.insert_session(conn, session)
         for index in range(queued):
             await insert_job(conn, _segment_job(ctx, session, prompt, index, now))

@@ -15,6 +15,7 @@ from musicstudio import ids
 from musicstudio.clock import utcnow
 from musicstudio.errors import IdempotencyKeyReused, NotFound, ValidationFailed
 from musicstudio.services.context import ServiceContext
+from musicstudio.services.quota import admit_jobs
 from musicstudio.services.views import job_view, track_summary
 from musicstudio.store import jobs as store
 from musicstudio.store.accounts import Principal
@@ -156,6 +157,8 @@ async def create_job(
     }
     try:
         async with ctx.db.write() as conn:
+            if not decision:  # a refused job is never queued: no place to count
+                await admit_jobs(conn, ctx.settings, principal.org_id, 1)
             await store.insert_job(conn, values)
             if not decision:
                 await announce_work(conn)  # wakes an idle worker when this commits

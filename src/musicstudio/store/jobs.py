@@ -5,9 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, RowMapping, Select, bindparam, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    RowMapping,
+    Select,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from musicstudio.db.tables import LIVE_JOB_CONDITION, organizations
 from musicstudio.db.tables import generation_jobs as jobs
 
 QUEUED = "queued"
@@ -36,6 +48,32 @@ _DETAIL_COLUMNS = (*VIEW_COLUMNS, jobs.c.request_fingerprint, jobs.c.cancel_requ
 
 async def insert_job(conn: AsyncConnection, values: dict[str, Any]) -> None:
     await conn.execute(insert(jobs).values(**values))
+
+
+async def lock_organization_queue(conn: AsyncConnection, org_id: str) -> None:
+    """Serialise enqueues of one organization until the transaction ends (PostgreSQL).
+
+    ``FOR NO KEY UPDATE``: concurrent enqueuers wait, while inserts elsewhere that merely
+    reference the organization (foreign keys) do not. SQLite's write transaction already
+    admits one writer at a time.
+    """
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            select(organizations.c.id)
+            .where(organizations.c.id == org_id)
+            .with_for_update(key_share=True)
+        )
+
+
+async def count_live_jobs(conn: AsyncConnection, org_id: str, up_to: int) -> int:
+    """Queued + running jobs of an organization, counted no further than ``up_to``."""
+    live = (
+        select(jobs.c.id)
+        .where(jobs.c.org_id == org_id, text(LIVE_JOB_CONDITION))
+        .limit(up_to)
+        .subquery()
+    )
+    return int((await conn.execute(select(func.count()).select_from(live))).scalar_one())
 
 
 async def get_job(
