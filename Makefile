@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install serve test bench lint format clean
+.PHONY: install serve test soak bench lint format clean
 
 install: $(STAMP)
 
@@ -25,6 +25,12 @@ serve: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# The guarantee tests of docs/guarantees.md at their large sizes (CI runs them small).
+soak: install
+	MUSICSTUDIO_TEST_SCALE=soak $(BIN)/python -m pytest -q tests/chaos \
+		tests/store/test_claim_exclusivity.py tests/store/test_queue_state_machine.py \
+		tests/contract
 
 bench: install
 	# wrk drives the list benchmark (Debian's package); without it the script falls back to

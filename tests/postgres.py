@@ -7,6 +7,9 @@ cluster this process starts with ``initdb`` and ``pg_ctl`` (from PATH or Debian'
 fresh database with a random name is created and migrated once per test session and dropped
 at the end; tests empty its tables before they start. Without any server the PostgreSQL half
 of the suite is skipped, except under ``CI=true``, where that is a failure.
+
+A test that stops and starts the server (an outage) takes a cluster of its own instead:
+``throwaway_cluster`` yields a ``ThrowawayCluster``.
 """
 
 from __future__ import annotations
@@ -79,39 +82,97 @@ def _server_binary(name: str) -> str | None:
 
 def start_cluster() -> str:
     """Start a throwaway cluster (trust auth, loopback only); its admin URL. Stopped at exit."""
-    initdb, pg_ctl = _server_binary("initdb"), _server_binary("pg_ctl")
-    if initdb is None or pg_ctl is None:
-        raise NoPostgres("no PostgreSQL server and no initdb/pg_ctl to start one")
-    root = Path(tempfile.mkdtemp(prefix="musicstudio-pg-"))
-    data = root / "data"
-    # PostgreSQL refuses to run as root: run it as the ``postgres`` system user then.
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off"
+    cluster = ThrowawayCluster()
+    atexit.register(cluster.remove)
+    cluster.start()
+    return cluster.admin_url
 
-    def run(*command: str) -> None:
-        done = subprocess.run([*as_user, *command], capture_output=True, text=True, check=False)
+
+class ThrowawayCluster:
+    """A cluster of its own in a temp dir on a fixed free loopback port (``initdb`` on
+    creation): it can be stopped and started again on the same port, to test outages.
+    Call ``remove`` when done."""
+
+    def __init__(self) -> None:
+        initdb, pg_ctl = _server_binary("initdb"), _server_binary("pg_ctl")
+        if initdb is None or pg_ctl is None:
+            raise NoPostgres("no PostgreSQL server and no initdb/pg_ctl to start one")
+        self._pg_ctl = pg_ctl
+        self._pg_isready = _server_binary("pg_isready")
+        self.root = Path(tempfile.mkdtemp(prefix="musicstudio-pg-"))
+        self.data = self.root / "data"
+        # PostgreSQL refuses to run as root: run it as the ``postgres`` system user then.
+        self._as_user: list[str] = []
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres")
+            self._as_user = ["runuser", "-u", "postgres", "--"]
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port: int = probe.getsockname()[1]
+        self.admin_url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self._run(
+            initdb,
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
+
+    def _run(self, *command: str) -> None:
+        done = subprocess.run(
+            [*self._as_user, *command], capture_output=True, text=True, check=False
+        )
         if done.returncode != 0:
             raise NoPostgres(f"{Path(command[0]).name} failed: {done.stderr.strip()[-2000:]}")
 
-    run(initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
-    run(pg_ctl, "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "-t", "60", "start")
+    def start(self, *, wait: bool = True) -> None:
+        """Start the server; with ``wait``, return once it accepts connections."""
+        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off"
+        log = str(self.root / "log")
+        waiting = ["-w", "-t", "60"] if wait else ["-W"]
+        self._run(self._pg_ctl, "-D", str(self.data), "-o", options, "-l", log, *waiting, "start")
 
-    def stop() -> None:
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (``fast``: disconnect clients; ``immediate``: like a crash)."""
+        self._run(self._pg_ctl, "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def is_ready(self) -> bool:
+        """True when the server accepts connections (``pg_isready``)."""
+        if self._pg_isready is None:
+            raise NoPostgres("no pg_isready")
+        command = [self._pg_isready, "-h", "127.0.0.1", "-p", str(self.port), "-t", "1"]
+        return subprocess.run(command, capture_output=True, check=False).returncode == 0
+
+    def remove(self) -> None:
+        """Stop the server if it runs and delete its files."""
         subprocess.run(
-            [*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"],
+            [*self._as_user, self._pg_ctl, "-D", str(self.data), "-m", "immediate", "-w", "stop"],
             capture_output=True,
             check=False,
         )
-        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(self.root, ignore_errors=True)
 
-    atexit.register(stop)
-    return f"postgresql://postgres@127.0.0.1:{port}/postgres"
+
+@contextmanager
+def throwaway_cluster() -> Iterator[ThrowawayCluster]:
+    """A started cluster of the caller's own, removed afterwards. Without ``initdb``/``pg_ctl``
+    the test is skipped, except under ``CI=true``, where that is a failure."""
+    try:
+        cluster = ThrowawayCluster()
+    except NoPostgres as exc:
+        message = f"no PostgreSQL cluster for the test: {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.remove()
 
 
 def _with_database(url: str, name: str) -> str:

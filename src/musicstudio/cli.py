@@ -9,8 +9,9 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import typer
@@ -23,6 +24,9 @@ from musicstudio.config import get_settings, load_client_settings, log_format
 from musicstudio.logs import configure_logging
 from musicstudio.services import accounts
 from musicstudio.services.context import ServiceContext, build_context
+
+if TYPE_CHECKING:
+    from musicstudio.worker.runner import Worker
 
 app = typer.Typer(help="musicstudio: self-hostable music generation.", no_args_is_help=True)
 admin_app = typer.Typer(help="Organizations, users and API keys.", no_args_is_help=True)
@@ -120,7 +124,12 @@ def worker(
         typer.Option(hidden=True, help="Stop when this process (the supervisor) is gone"),
     ] = None,
 ) -> None:
-    """Run workers: they claim jobs from the database until SIGTERM (any host will do)."""
+    """Run workers: they claim jobs from the database until SIGTERM (any host will do).
+
+    On SIGTERM or SIGINT a worker claims nothing more and lets its job finish for
+    MUSICSTUDIO_STOP_SOFT_SECONDS; a job still running then is asked to stop and handed back
+    to the queue, and the process exits at most MUSICSTUDIO_STOP_HARD_SECONDS later.
+    """
     from musicstudio.worker.metrics import WorkerMetrics
     from musicstudio.worker.runner import Worker
 
@@ -132,21 +141,30 @@ def worker(
     metrics = WorkerMetrics()
     server = _serve_metrics(metrics.registry, metrics_address)
 
-    async def watch_parent(stop: asyncio.Event) -> None:
+    async def watch_parent(begin_stop: Callable[[], None]) -> None:
         # A supervisor killed with SIGKILL can't stop us: notice being orphaned instead.
-        while parent_pid is not None and not stop.is_set():
+        while parent_pid is not None:
             if os.getppid() != parent_pid:
                 console.print("supervisor is gone; stopping")
-                stop.set()
+                begin_stop()
+                return
             await asyncio.sleep(1.0)
 
     async def run(ctx: ServiceContext) -> None:
         stop = asyncio.Event()
+        worker = Worker(ctx, metrics=metrics)
+        stop_within = ctx.settings.stop_soft_seconds + ctx.settings.stop_hard_seconds
+
+        def begin_stop() -> None:
+            if not stop.is_set():  # the first signal starts the clock; later ones change nothing
+                stop.set()
+                _exit_when_overdue(stop_within, [worker])
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        watcher = asyncio.create_task(watch_parent(stop))
-        await Worker(ctx, metrics=metrics).run(stop)
+            loop.add_signal_handler(sig, begin_stop)
+        watcher = asyncio.create_task(watch_parent(begin_stop))
+        await worker.run(stop)
         watcher.cancel()
 
     try:
@@ -154,6 +172,24 @@ def worker(
     finally:
         if server is not None:
             server.shutdown()
+
+
+def _exit_when_overdue(seconds: float, workers: Sequence[Worker]) -> None:
+    """End the process ``seconds`` from now whatever its renders do: a render thread can't be
+    interrupted, and the interpreter would wait for it at exit. Jobs were handed back at the
+    soft timeout; exit status 1 says a lease was left to expire (the hand-back failed)."""
+
+    def exit_now() -> None:
+        held = [w.held_lease.job_id for w in workers if w.held_lease is not None]
+        log = logging.getLogger("musicstudio.worker")
+        log.warning("stop: %.1f s passed; exiting (leases left to expire: %s)", seconds, held)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os._exit(1 if held else 0)
+
+    timer = threading.Timer(seconds, exit_now)
+    timer.daemon = True
+    timer.start()
 
 
 def _serve_metrics(registry: Any, address: tuple[str, int] | None) -> Any:

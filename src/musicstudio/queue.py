@@ -3,7 +3,7 @@
 Every state change a worker makes is a compare-and-set on (job id, attempt,
 lease owner, status running): a worker whose lease expired, or was rescued and
 re-claimed by another worker, changes nothing. A claim increments ``attempt``
-atomically, so each attempt belongs to exactly one worker.
+atomically and nothing ever lowers it, so each attempt belongs to exactly one worker.
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ class Outcome(enum.Enum):
     SUCCEEDED = "succeeded"
     CANCELLED = "cancelled"
     LOST = "lost"
+    RELEASED = "released"  # handed back to the queue by a stopping worker
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,25 @@ _CANCEL = (
     .where(*_held(), jobs.c.cancel_requested.is_(True))
     .values(status=CANCELLED, finished_at=_NOW, **_RELEASED)
     .returning(jobs.c.id)
+)
+
+
+# A stopping worker hands its job back: queued and claimable at once, or cancelled if a
+# cancel is pending. The interrupted attempt is not held against the job, and ``attempt``
+# is not lowered to achieve that: the budget grows by one instead, so the next claim still
+# gets a number no lease has had, and a stale lease of the released attempt never matches.
+_CANCEL_PENDING = jobs.c.cancel_requested.is_(True)
+_HAND_BACK = (
+    update(jobs)
+    .where(*_held())
+    .values(
+        status=case((_CANCEL_PENDING, CANCELLED), else_=QUEUED),
+        max_attempts=case((_CANCEL_PENDING, jobs.c.max_attempts), else_=jobs.c.max_attempts + 1),
+        available_at=case((_CANCEL_PENDING, jobs.c.available_at), else_=_NOW),
+        finished_at=case((_CANCEL_PENDING, _NOW), else_=jobs.c.finished_at),
+        **_RELEASED,
+    )
+    .returning(jobs.c.status)
 )
 
 
@@ -274,6 +294,16 @@ async def complete_job(db: Database, lease: Lease, now: datetime, track: dict[st
 async def mark_cancelled(db: Database, lease: Lease, now: datetime) -> bool:
     """The worker stopped at a checkpoint after a cancel request."""
     return await db.execute_one(_CANCEL, _held_params(lease, now)) is not None
+
+
+async def release_job(conn: AsyncConnection, lease: Lease, now: datetime) -> Outcome:
+    """Hand a held job back to the queue, claimable at ``now``, without using up an attempt
+    (a worker stopping, not the job failing). CANCELLED if a cancel was pending, LOST if the
+    lease no longer holds. Announce work in the same transaction so others take it at once."""
+    row = (await conn.execute(_HAND_BACK, _held_params(lease, now))).first()
+    if row is None:
+        return Outcome.LOST
+    return Outcome.CANCELLED if row.status == CANCELLED else Outcome.RELEASED
 
 
 async def fail_or_retry(

@@ -4,7 +4,8 @@
 notification when (and only if) it commits. ``WorkSignal`` keeps one listening connection
 per worker process and sets an event on every notification; the worker waits on that event
 with its poll interval as a timeout, so a lost connection or a missed notification only
-costs a poll interval. On SQLite both are no-ops and workers poll.
+costs a poll interval. A lost connection (the database restarting) is re-opened with a
+short back-off. On SQLite both are no-ops and workers poll.
 """
 
 from __future__ import annotations
@@ -23,7 +24,12 @@ from musicstudio.db.database import driver_dsn
 log = logging.getLogger("musicstudio.wakeup")
 
 JOBS_CHANNEL = "musicstudio_jobs"
-_RECONNECT_SECONDS = (0.5, 1.0, 2.0, 5.0)
+# Named so operators (and the outage test) can tell the listening connections apart.
+APPLICATION_NAME = "musicstudio-wakeup"
+# Capped low: each try is one cheap connect, and workers of a restarted database should
+# be listening again within a couple of seconds of it.
+_RECONNECT_SECONDS = (0.25, 0.5, 1.0, 2.0)
+_CONNECT_SECONDS = 5.0
 _CHECK_SECONDS = 30.0
 
 
@@ -69,31 +75,42 @@ class WorkSignal:
 
     async def _listen_forever(self) -> None:
         attempt = 0
+        interrupted = False
         while True:
             conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(driver_dsn(self._url), timeout=10)
+                conn = await asyncpg.connect(
+                    driver_dsn(self._url),
+                    timeout=_CONNECT_SECONDS,
+                    server_settings={"application_name": APPLICATION_NAME},
+                )
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda *_, lost=lost: lost.set())
                 await conn.add_listener(JOBS_CHANNEL, self._notified)
                 self.listening.set()
                 self.event.set()  # anything queued while we were not listening
-                attempt = 0
+                if interrupted:
+                    log.info("listening for work notifications again")
+                attempt, interrupted = 0, False
                 while not lost.is_set():
                     # A half-open connection never reports its loss: check it now and then.
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(_CHECK_SECONDS):
                             await lost.wait()
                     if not lost.is_set():
-                        await conn.fetchval("SELECT 1", timeout=10)
+                        await conn.fetchval("SELECT 1", timeout=_CONNECT_SECONDS)
+                log.warning("work notifications lost; polling until reconnected")
+                interrupted = True
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database restarting, a network blip
-                log.warning("work notifications unavailable (%s); polling meanwhile", exc)
+                if not interrupted:  # once per outage, not once per try
+                    log.warning("work notifications unavailable (%s); polling meanwhile", exc)
+                interrupted = True
             finally:
                 self.listening.clear()
                 if conn is not None:
                     with contextlib.suppress(Exception):
-                        await conn.close()
+                        await conn.close(timeout=_CONNECT_SECONDS)
             await asyncio.sleep(_RECONNECT_SECONDS[min(attempt, len(_RECONNECT_SECONDS) - 1)])
             attempt += 1

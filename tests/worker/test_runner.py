@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from musicstudio.engines.base import (
     EngineCapabilities,
     Licence,
     ProgressFn,
+    RenderCancelled,
     RenderError,
     RenderRequest,
     RenderResult,
@@ -390,3 +393,136 @@ async def test_a_focus_segment_job_renders_its_sessions_segment(
     assert track.mode == "focus"
     assert track.recipe["tempo_bpm"] == expected.tempo_bpm
     assert track.recipe["key"] == expected.key_name and track.recipe["seed"] == expected.seed
+
+
+class _Slow(_Recorder):
+    """Renders for ``seconds``, checking ``cancelled()`` between steps only if ``polite``."""
+
+    def __init__(self, key: str, audio: Path, seconds: float, *, polite: bool) -> None:
+        super().__init__(key, audio)
+        self.seconds = seconds
+        self.polite = polite
+        self.started = threading.Event()
+        self.saw_cancel = False
+
+    def render(
+        self, request: RenderRequest, progress: ProgressFn, cancelled: CancelledFn
+    ) -> RenderResult:
+        self.started.set()
+        progress(10)
+        deadline = time.monotonic() + self.seconds
+        while time.monotonic() < deadline:
+            if self.polite and cancelled():
+                self.saw_cancel = True
+                raise RenderCancelled()
+            time.sleep(0.01)
+        return super().render(request, progress, cancelled)
+
+
+async def _stop_while_rendering(
+    ctx: ServiceContext, engine: _Slow, *, soft: float
+) -> tuple[Worker, asyncio.Task[None]]:
+    """Run a worker and stop it once ``engine`` is rendering; ``run`` is still going."""
+    ctx = replace(ctx, settings=replace(ctx.settings, stop_soft_seconds=soft))
+    worker, stop = Worker(ctx), asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    assert await asyncio.to_thread(engine.started.wait, 30), "the render never started"
+    stop.set()
+    return worker, running
+
+
+def _outcomes(worker: Worker) -> dict[str, float]:
+    """The worker's attempts counter, by outcome (only outcomes that happened)."""
+    return {
+        sample.labels["outcome"]: sample.value
+        for metric in worker.metrics.registry.collect()
+        if metric.name == "musicstudio_worker_attempts"
+        for sample in metric.samples
+        if sample.name.endswith("_total") and sample.value
+    }
+
+
+def _fake_master(tmp_path: Path) -> Path:
+    audio = tmp_path / "fake.mp3"
+    audio.write_bytes(b"ID3" + bytes(256))
+    return audio
+
+
+async def test_stop_lets_the_job_in_hand_finish_and_claims_nothing_more(
+    ctx: ServiceContext, alice: Caller, tmp_path: Path
+) -> None:
+    engine = _Slow("slow", _fake_master(tmp_path), 0.5, polite=True)
+    ctx = _with_engines(ctx, engine)
+    job_id = await _submit(ctx, alice, engine="slow")
+    waiting = await _submit(ctx, alice, engine="slow")
+    worker, running = await _stop_while_rendering(ctx, engine, soft=30)
+    await asyncio.wait_for(running, timeout=30)
+    assert (await job_row(ctx, job_id))["status"] == "succeeded"
+    later = await job_row(ctx, waiting)
+    assert (later["status"], later["attempt"]) == ("queued", 0), "no claim after the stop"
+    assert _outcomes(worker) == {"succeeded": 1}
+    assert worker.held_lease is None
+
+
+async def test_a_job_still_rendering_at_the_soft_timeout_is_handed_back(
+    ctx: ServiceContext, alice: Caller, tmp_path: Path
+) -> None:
+    engine = _Slow("slow", _fake_master(tmp_path), 60, polite=True)
+    ctx = _with_engines(ctx, engine)
+    job_id = await _submit(ctx, alice, engine="slow")
+    worker, running = await _stop_while_rendering(ctx, engine, soft=0.2)
+    await asyncio.wait_for(running, timeout=30)  # far less than the render's 60 s
+    assert engine.saw_cancel, "the render was asked to stop through cancelled()"
+    row = await job_row(ctx, job_id)
+    assert row["status"] == "queued", "a shutdown is not a user cancel"
+    assert row["lease_owner"] is None and row["lease_expires_at"] is None
+    assert row["max_attempts"] - row["attempt"] == 3, "the attempt is not used up"
+    assert _outcomes(worker) == {"released": 1}
+    assert worker.held_lease is None
+    assert not any(worker.work_root.iterdir()), "work dir cleaned"
+
+
+async def test_a_render_ignoring_the_stop_is_handed_back_and_its_result_dropped(
+    ctx: ServiceContext, alice: Caller, tmp_path: Path
+) -> None:
+    engine = _Slow("deaf", _fake_master(tmp_path), 2.0, polite=False)
+    ctx = _with_engines(ctx, engine)
+    job_id = await _submit(ctx, alice, engine="deaf")
+    worker, running = await _stop_while_rendering(ctx, engine, soft=0.1)
+    deadline = time.monotonic() + 10
+    while (await job_row(ctx, job_id))["status"] != "queued":
+        assert time.monotonic() < deadline, "the job was never handed back"
+        await asyncio.sleep(0.02)
+    assert not engine.requests, "handed back without waiting for the render to end"
+    assert worker.held_lease is None
+    await asyncio.wait_for(running, timeout=30)
+    assert engine.requests, "the render did run to its end"
+    row = await job_row(ctx, job_id)
+    assert (row["status"], row["lease_owner"], row["result_track_id"]) == ("queued", None, None)
+    assert _outcomes(worker) == {"released": 1}
+    async with ctx.db.read() as conn:
+        assert (await conn.execute(select(tracks))).first() is None
+    assert not any(p.is_file() for p in ctx.storage.root.rglob("*")), "nothing published"
+
+
+async def test_a_claim_that_crosses_the_stop_is_handed_back_unrendered(
+    ctx: ServiceContext, alice: Caller, tmp_path: Path, monkeypatch: Any
+) -> None:
+    engine = _Slow("slow", _fake_master(tmp_path), 0.1, polite=True)
+    ctx = _with_engines(ctx, engine)
+    job_id = await _submit(ctx, alice, engine="slow")
+    worker, stop = Worker(ctx), asyncio.Event()
+    claim = queue.claim_next_job
+
+    async def claim_then_signal(*args: Any) -> queue.Lease | None:
+        lease = await claim(*args)
+        stop.set()  # the signal arrives while the claim statement runs
+        return lease
+
+    monkeypatch.setattr(queue, "claim_next_job", claim_then_signal)
+    await asyncio.wait_for(worker.run(stop), timeout=30)
+    assert not engine.started.is_set()
+    row = await job_row(ctx, job_id)
+    assert (row["status"], row["lease_owner"]) == ("queued", None)
+    assert row["max_attempts"] - row["attempt"] == 3
+    assert _outcomes(worker) == {"released": 1}

@@ -3,7 +3,11 @@
 SQLite (embedded default) runs in WAL mode with a busy timeout. Its write
 transactions start with ``BEGIN IMMEDIATE`` so two writers queue on the lock
 instead of failing when a read inside the transaction turns into a write.
-PostgreSQL connections (asyncpg) get the planner settings in ``POSTGRES_SETTINGS``.
+PostgreSQL connections (asyncpg) get the planner settings in ``POSTGRES_SETTINGS`` and
+connect and command timeouts. Losing the server (down, restarting, starting up, a connection
+dropped mid-statement) surfaces from every entry point as ``DatabaseUnavailable``, which the
+API answers with 503; SQLAlchemy's pre-ping and asyncpg's pool replace dead connections, so
+the first request after the server is back succeeds.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import Executable, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
@@ -25,6 +30,12 @@ from musicstudio.db.plain import ASYNCPG, SQLITE, PlainStatement, open_pool
 _WRITE_OPTION = "musicstudio_write"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 PLAIN_POOL_SIZE = 4  # plain PostgreSQL connections per process, for hot single statements
+# A server that does not answer must cost a request seconds, not the driver's 60 s default:
+# callers (and their HTTP clients) give up long before that.
+CONNECT_TIMEOUT_SECONDS = 5.0
+# A backstop for a connection that went half-open mid-statement (no RST ever arrives); far
+# above any statement the service runs.
+COMMAND_TIMEOUT_SECONDS = 30.0
 # Set on every PostgreSQL connection (DESIGN.md, list query): the index-ordered page scan
 # is what we want, and generic cached plans were 40-100x slower on deep pages.
 POSTGRES_SETTINGS = (
@@ -43,15 +54,44 @@ class DatabaseUnavailable(Exception):
     """The database server cannot be reached (a connection-level failure, not a bad query)."""
 
 
-# Connection-level failures of the plain PostgreSQL driver.
-_PLAIN_OUTAGES = (
+# Connection-level failures of the PostgreSQL driver: refused or reset sockets, timeouts, a
+# closed connection, and the server shutting down ("terminating connection due to
+# administrator command"), crashing, starting up, or full.
+_OUTAGES = (
     OSError,
     TimeoutError,
+    sa_exc.TimeoutError,  # SQLAlchemy's pool had no connection to give in time
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
 )
+
+
+def _is_outage(exc: BaseException) -> bool:
+    """True for a lost or unreachable server, false for a failing statement."""
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        # SQLAlchemy wraps its adapter's error, which wraps asyncpg's (``raise … from``).
+        driver_error = exc.orig.__cause__ if exc.orig is not None else None
+        return isinstance(exc.orig, _OUTAGES) or isinstance(driver_error, _OUTAGES)
+    return isinstance(exc, _OUTAGES)
+
+
+@asynccontextmanager
+async def _outages_as_unavailable() -> AsyncIterator[None]:
+    """Re-raise a connection-level failure as ``DatabaseUnavailable`` (the API's 503)."""
+    try:
+        yield
+    except DatabaseUnavailable:
+        raise
+    except Exception as exc:
+        if not _is_outage(exc):
+            raise
+        raise DatabaseUnavailable(f"the database is not reachable: {exc!r}") from exc
 
 
 def _open_sqlite_reader(url: str) -> sqlite3.Connection:
@@ -100,7 +140,11 @@ class Database:
         else:
             kwargs["pool_pre_ping"] = True
             if self.dialect == "postgresql":
-                kwargs["connect_args"] = {"server_settings": dict(POSTGRES_SETTINGS)}
+                kwargs["connect_args"] = {
+                    "server_settings": dict(POSTGRES_SETTINGS),
+                    "timeout": CONNECT_TIMEOUT_SECONDS,
+                    "command_timeout": COMMAND_TIMEOUT_SECONDS,
+                }
         self.engine = create_async_engine(url, **kwargs)
         self._plain_pool: asyncpg.Pool | None = None
         self._plain_pool_lock = asyncio.Lock()
@@ -119,13 +163,13 @@ class Database:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read transaction (consistent snapshot; rolled back at the end)."""
-        async with self.engine.connect() as conn, conn.begin():
+        async with _outages_as_unavailable(), self.engine.connect() as conn, conn.begin():
             yield conn
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction, committed on success and rolled back on error."""
-        async with self.engine.connect() as conn:
+        async with _outages_as_unavailable(), self.engine.connect() as conn:
             await conn.execution_options(**{_WRITE_OPTION: True})
             async with conn.begin():
                 yield conn
@@ -183,17 +227,19 @@ class Database:
     @asynccontextmanager
     async def _plain_connection(self) -> AsyncIterator[asyncpg.Connection]:
         """A plain PostgreSQL connection; losing the server raises ``DatabaseUnavailable``."""
-        try:
+        async with _outages_as_unavailable():
             if self._plain_pool is None:
                 async with self._plain_pool_lock:
                     if self._plain_pool is None:
                         self._plain_pool = await open_pool(
-                            driver_dsn(self.url), dict(POSTGRES_SETTINGS), max_size=PLAIN_POOL_SIZE
+                            driver_dsn(self.url),
+                            dict(POSTGRES_SETTINGS),
+                            max_size=PLAIN_POOL_SIZE,
+                            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                            command_timeout=COMMAND_TIMEOUT_SECONDS,
                         )
             async with self._plain_pool.acquire() as conn:
                 yield conn
-        except _PLAIN_OUTAGES as exc:
-            raise DatabaseUnavailable(f"PostgreSQL is not reachable: {exc!r}") from exc
 
     def _sqlite_fetch_all(self, plain: PlainStatement, params: Mapping[str, Any]) -> list[Any]:
         conn = getattr(self._sqlite_local, "conn", None)

@@ -59,8 +59,19 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     state, so the pool's default ``RESET ALL`` round trip after every use buys nothing."""
 
 
-async def open_pool(dsn: str, server_settings: Mapping[str, str], *, max_size: int) -> asyncpg.Pool:
-    """A pool of plain connections with the service's per-connection settings."""
+async def open_pool(
+    dsn: str,
+    server_settings: Mapping[str, str],
+    *,
+    max_size: int,
+    connect_timeout: float,
+    command_timeout: float,
+) -> asyncpg.Pool:
+    """A pool of plain connections with the service's per-connection settings.
+
+    A connection the server dropped (a restart) is noticed as closed and replaced by the pool
+    on the next acquire, so no pre-ping is needed here.
+    """
     return await asyncpg.create_pool(
         dsn,
         min_size=1,
@@ -68,4 +79,6 @@ async def open_pool(dsn: str, server_settings: Mapping[str, str], *, max_size: i
         server_settings=dict(server_settings),
         init=_init_connection,
         reset=_keep_session,
+        timeout=connect_timeout,
+        command_timeout=command_timeout,
     )

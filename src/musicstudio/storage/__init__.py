@@ -1,1 +1,1 @@
-"""Where audio lives: local disk (embedded default); S3-compatible storage comes later."""
+"""Where audio lives: local disk (the embedded default) or an S3-compatible bucket."""

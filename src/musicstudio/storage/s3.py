@@ -20,6 +20,12 @@ from musicstudio.storage.base import StorageError, validate_key
 # SigV4 refuses presigned URLs that live longer than seven days.
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 DEFAULT_REGION = "us-east-1"
+# Tries per request, the first included. botocore's standard mode retries connection errors,
+# 5xx answers and throttling with jittered exponential back-off (50 ms base, 1 s when
+# throttled), so five tries ride out a sub-second blip before StorageError reaches the
+# worker, whose job retry (a re-render) is far dearer. A per-client retry quota stops retry
+# storms during a long outage.
+DEFAULT_ATTEMPTS = 5
 # What S3 servers answer for an object that is not there (HeadObject has no body: "404").
 _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 
@@ -68,7 +74,7 @@ class S3Storage:
         public_endpoint_url: str | None = None,
         connect_timeout: float = 5,
         read_timeout: float = 60,
-        max_attempts: int = 3,
+        max_attempts: int = DEFAULT_ATTEMPTS,
     ) -> None:
         if not bucket:
             raise ValueError("an S3 bucket name is required")

@@ -7,7 +7,7 @@ import threading
 
 
 class AttemptState:
-    """Progress flows from the render thread; cancel and lease loss flow back to it."""
+    """Progress flows from the render thread; cancel, lease loss and shutdown flow back to it."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -16,6 +16,10 @@ class AttemptState:
         self.progress_changed = asyncio.Event()
         self.cancel_requested = False
         self.lease_lost = False
+        # The worker is shutting down and its soft timeout passed: the render is asked to
+        # stop and the job is handed back to the queue; this attempt records no outcome.
+        self.stopping = False
+        self.released = False  # the hand-back committed: the lease is no longer ours
 
     @property
     def progress(self) -> int:
@@ -32,4 +36,4 @@ class AttemptState:
 
     def cancelled(self) -> bool:
         """Called from the render thread at each checkpoint."""
-        return self.cancel_requested or self.lease_lost
+        return self.cancel_requested or self.lease_lost or self.stopping

@@ -67,7 +67,8 @@ class WorkerMetrics:
         )
         self.attempts = Counter(
             "musicstudio_worker_attempts",
-            "Attempts workers finished, by outcome (succeeded, failed, retried, cancelled, lost).",
+            "Attempts workers finished, by outcome "
+            "(succeeded, failed, retried, cancelled, released, lost).",
             ["outcome"],
             registry=self.registry,
         )

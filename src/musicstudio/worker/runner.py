@@ -1,4 +1,7 @@
-"""The worker loop: rescue expired leases, claim a job, render it under a heartbeat, finish."""
+"""The worker loop: rescue expired leases, claim a job, render it under a heartbeat, finish.
+
+On stop it claims nothing more; a job still running ``stop_soft_seconds`` later is asked to
+stop and handed back to the queue."""
 
 from __future__ import annotations
 
@@ -10,12 +13,12 @@ import shutil
 import socket
 import time
 import uuid
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from musicstudio import ids, queue
+from musicstudio import queue
 from musicstudio.clock import utcnow
+from musicstudio.db.database import DatabaseUnavailable
 from musicstudio.engines.base import (
     FocusSegment,
     RenderCancelled,
@@ -23,17 +26,16 @@ from musicstudio.engines.base import (
     RenderRequest,
     RenderResult,
     discard_stems,
-    finish_stems,
 )
 from musicstudio.queue import Lease, Outcome
 from musicstudio.services.context import ServiceContext
 from musicstudio.storage.base import StorageError
 from musicstudio.store.jobs import QUEUED
-from musicstudio.store.tracks import attach_stems, get_track_recipe
+from musicstudio.store.tracks import get_track_recipe
 from musicstudio.wakeup import WorkSignal, announce_work
 from musicstudio.worker.attempt import AttemptState
 from musicstudio.worker.metrics import WorkerMetrics
-from musicstudio.worker.upload import StoredRender, delete_objects, upload_render, upload_stems
+from musicstudio.worker.publish import CompletionUnknown, publish_render, store_stems
 
 log = logging.getLogger("musicstudio.worker")
 
@@ -47,7 +49,7 @@ def new_worker_id() -> str:
 
 
 class Worker:
-    """One worker: processes jobs one at a time until ``stop`` is set."""
+    """One worker: processes jobs one at a time until ``stop`` is set (see ``run``)."""
 
     def __init__(
         self,
@@ -61,6 +63,10 @@ class Worker:
         self.settings = ctx.settings
         self._last_rescue = 0.0
         self.signal = WorkSignal(ctx.settings.database_url)
+        self._stop: asyncio.Event | None = None  # given by ``run``; ``run_once`` alone never stops
+        # The lease of the job in hand until it is finished or handed back (read by the
+        # process's exit watchdog to tell a clean stop from one that left a lease behind).
+        self.held_lease: Lease | None = None
 
     @property
     def work_root(self) -> Path:
@@ -78,6 +84,9 @@ class Worker:
         return removed
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set: then claim nothing more, let the job in hand finish
+        within ``stop_soft_seconds`` or hand it back, and return."""
+        self._stop = stop
         log.info("worker %s started", self.worker_id)
         await asyncio.to_thread(self.sweep_stale_work_dirs)
         self.signal.start()
@@ -85,6 +94,10 @@ class Worker:
             while not stop.is_set():
                 try:
                     worked = await self.run_once()
+                except DatabaseUnavailable as exc:
+                    # An outage is expected and logged once a poll, without a traceback.
+                    log.warning("database unavailable (%s); retrying", exc)
+                    worked = False
                 except Exception:
                     # The database may be restarting; back off instead of dying.
                     log.exception("worker loop error; retrying")
@@ -117,6 +130,10 @@ class Worker:
             return False
         waited = (claimed_at - lease.available_at).total_seconds()
         self.metrics.claim_latency.observe(max(0.0, waited))
+        if self._stop is not None and self._stop.is_set():
+            # The claim crossed the stop signal: hand the job back before any work on it.
+            await self._release(lease)
+            return True
         await self.process(lease)
         return True
 
@@ -137,18 +154,24 @@ class Worker:
         log.info("job %s attempt %d claimed by %s", lease.job_id, lease.attempt, self.worker_id)
         work_dir = self.work_root / f"{lease.job_id}-{lease.attempt}"
         state = AttemptState(asyncio.get_running_loop())
+        self.held_lease = lease
         keeper = asyncio.create_task(self._keep_lease(lease, state))
+        releaser = asyncio.create_task(self._release_when_overdue(lease, state))
         published: tuple[str, RenderResult] | None = None
         try:
             published = await self._render_and_finish(lease, state, work_dir)
         finally:
             keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
+            if not state.stopping:
+                releaser.cancel()  # never mid-release: a half-sent hand-back helps nobody
+            for task in (keeper, releaser):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self.held_lease = None
             try:
                 if published is not None:
                     # The job is done and its track playable; stems follow (no lease needed).
-                    await self._store_stems(lease, *published)
+                    await store_stems(self.ctx, lease, *published)
             finally:
                 shutil.rmtree(work_dir, ignore_errors=True)
 
@@ -165,17 +188,12 @@ class Worker:
         started = time.monotonic()
         try:
             result = await asyncio.to_thread(engine.render, request, state.report, state.cancelled)
-        except RenderCancelled:
-            if not state.lease_lost and await queue.mark_cancelled(self.ctx.db, lease, utcnow()):
-                self.metrics.attempts.labels(outcome="cancelled").inc()
-            log.info("job %s stopped (cancelled=%s)", lease.job_id, state.cancel_requested)
+        except Exception as exc:
+            await self._render_failed(lease, state, exc)
             return None
-        except RenderError as exc:
-            await self._fail(lease, str(exc), retryable=False)
-            return None
-        except Exception:
-            log.exception("job %s attempt %d: engine error", lease.job_id, lease.attempt)
-            await self._fail(lease, GENERIC_FAILURE, retryable=True)
+        if state.stopping:
+            # Finished after the soft timeout: the job is being handed back, so no publishing.
+            discard_stems(result)
             return None
         self.metrics.rendered(
             lease.engine, result.measured_duration_seconds, time.monotonic() - started
@@ -184,68 +202,77 @@ class Worker:
         instrumental = request.instrumental or not engine.capabilities().supports_vocals
         track_id: str | None = None
         try:
-            track_id = await self._store_result(lease, result, instrumental)
+            track_id = await self._publish(lease, result, instrumental)
         finally:
             if track_id is None:
                 discard_stems(result)
         return None if track_id is None else (track_id, result)
 
-    async def _store_result(
-        self, lease: Lease, result: RenderResult, instrumental: bool
-    ) -> str | None:
-        """Upload and complete the job; the new track's id if the job succeeded."""
-        track_id = ids.new_id(ids.TRACK)
-        storage = self.ctx.storage
+    async def _render_failed(self, lease: Lease, state: AttemptState, exc: Exception) -> None:
+        """Record why the render ended without a result (nothing if the worker is stopping)."""
+        if state.stopping:
+            # A shutdown, not a user cancel or an engine fault: the releaser hands it back.
+            log.info("job %s attempt %d: render stopped for shutdown", lease.job_id, lease.attempt)
+        elif isinstance(exc, RenderCancelled):
+            if not state.lease_lost and await queue.mark_cancelled(self.ctx.db, lease, utcnow()):
+                self.metrics.attempts.labels(outcome="cancelled").inc()
+            log.info("job %s stopped (cancelled=%s)", lease.job_id, state.cancel_requested)
+        elif isinstance(exc, RenderError):
+            await self._fail(lease, str(exc), retryable=False)
+        else:
+            log.error("job %s attempt %d: engine error", lease.job_id, lease.attempt, exc_info=exc)
+            await self._fail(lease, GENERIC_FAILURE, retryable=True)
+
+    async def _release_when_overdue(self, lease: Lease, state: AttemptState) -> None:
+        """Once stopping, give the job ``stop_soft_seconds``; then ask the render to stop and
+        hand the job back at once (a render that ignores the request can't delay that)."""
+        if self._stop is None:
+            return
+        await self._stop.wait()
+        await asyncio.sleep(self.settings.stop_soft_seconds)
+        state.stopping = True
+        log.warning(
+            "job %s attempt %d: not done %.1f s after stop; handing it back",
+            lease.job_id,
+            lease.attempt,
+            self.settings.stop_soft_seconds,
+        )
+        while True:
+            try:
+                await self._release(lease)
+                break
+            except Exception:
+                # Until the process exits (stop_hard_seconds): after that the lease expires
+                # and a rescuer re-queues the job.
+                log.exception("job %s: hand-back failed; retrying", lease.job_id)
+                await asyncio.sleep(1.0)
+        state.released = True
+        self.held_lease = None
+
+    async def _release(self, lease: Lease) -> None:
+        """Hand a claimed job back to the queue and wake other workers for it."""
+        async with self.ctx.db.write() as conn:
+            outcome = await queue.release_job(conn, lease, utcnow())
+            if outcome is Outcome.RELEASED:
+                await announce_work(conn)
+        log.info("job %s attempt %d: %s", lease.job_id, lease.attempt, outcome.value)
+        self.metrics.attempts.labels(outcome=outcome.value).inc()
+
+    async def _publish(self, lease: Lease, result: RenderResult, instrumental: bool) -> str | None:
+        """Upload and complete; the new track's id if the job succeeded."""
         try:
-            stored = await asyncio.to_thread(upload_render, storage, lease.org_id, track_id, result)
+            return await publish_render(self.ctx, lease, result, instrumental, self.metrics)
         except StorageError:
             log.exception("job %s: upload failed", lease.job_id)
             await self._fail(lease, STORAGE_FAILURE, retryable=True)
-            return None
-        now = utcnow()
-        track = _track_values(lease, result, track_id, stored, now, instrumental)
-        try:
-            outcome = await queue.complete_job(self.ctx.db, lease, now, track)
+        except CompletionUnknown:
+            # The database is away: the lease will expire and the job be rescued.
+            log.exception("job %s: completion could not be settled", lease.job_id)
         except Exception:
-            await asyncio.to_thread(delete_objects, storage, stored.keys)
-            raise
-        log.info("job %s attempt %d: %s", lease.job_id, lease.attempt, outcome.value)
-        self.metrics.attempts.labels(outcome=outcome.value).inc()
-        if outcome is not Outcome.SUCCEEDED:
-            # Nobody will ever point at these objects: a cancelled or stolen attempt.
-            await asyncio.to_thread(delete_objects, storage, stored.keys)
-            return None
-        return track_id
-
-    async def _store_stems(self, lease: Lease, track_id: str, result: RenderResult) -> None:
-        """Write, upload and attach stems the engine deferred. A failure here costs the
-        track its stems only: the job has succeeded and the master is published."""
-        if result.deferred_stems is None:
-            return
-        storage = self.ctx.storage
-        started = time.monotonic()
-        try:
-            files = await asyncio.to_thread(finish_stems, result)
-            stored = await asyncio.to_thread(upload_stems, storage, lease.org_id, track_id, files)
-        except Exception:
-            log.exception("job %s: stems could not be written or stored", lease.job_id)
-            return
-        try:
-            async with self.ctx.db.write() as conn:
-                attached = await attach_stems(conn, track_id, stored.stems)
-        except Exception:
-            log.exception("job %s: stems could not be recorded", lease.job_id)
-            attached = False
-        if not attached:
-            log.warning("job %s: track %s is gone; its stems are removed", lease.job_id, track_id)
-            await asyncio.to_thread(delete_objects, storage, stored.keys)
-            return
-        log.info(
-            "job %s: %d stems stored in %.2f s",
-            lease.job_id,
-            len(stored.stems),
-            time.monotonic() - started,
-        )
+            # Never leave the job running until its lease expires for an unexpected error.
+            log.exception("job %s: publishing failed", lease.job_id)
+            await self._fail(lease, GENERIC_FAILURE, retryable=True)
+        return None
 
     async def _continuation(self, lease: Lease) -> dict[str, Any] | None:
         """The recipe of the track this job continues (``seed_track_id``), if any."""
@@ -286,7 +313,8 @@ class Worker:
             last_beat = time.monotonic()
             written = progress
             if not beat.held:
-                log.warning("job %s attempt %d: lease lost", lease.job_id, lease.attempt)
+                if not state.released:  # handed back on purpose: nothing was lost
+                    log.warning("job %s attempt %d: lease lost", lease.job_id, lease.attempt)
                 state.lease_lost = True
                 return
             state.cancel_requested = beat.cancel_requested
@@ -334,35 +362,3 @@ def _focus_segment(stored: Any) -> FocusSegment | None:
         intensity=str(stored.get("intensity", "medium")),
         divergence=float(stored.get("divergence", 0.0)),
     )
-
-
-def _track_values(
-    lease: Lease,
-    result: RenderResult,
-    track_id: str,
-    stored: StoredRender,
-    now: datetime,
-    instrumental: bool,
-) -> dict[str, Any]:
-    return {
-        "id": track_id,
-        "org_id": lease.org_id,
-        "user_id": lease.user_id,
-        "job_id": lease.job_id,
-        "title": result.title[:200],
-        "engine": lease.engine,
-        "mode": lease.mode,
-        "instrumental": instrumental,
-        "measured_duration_seconds": result.measured_duration_seconds,
-        "mime_type": result.mime_type,
-        "storage_key": stored.master_key,
-        "size_bytes": stored.size_bytes,
-        "stems": stored.stems or None,
-        "midi_key": stored.midi_key,
-        "licence_class": result.licence.licence_class,
-        "licence_version": result.licence.licence_version,
-        "commercial_use": result.licence.commercial_use,
-        "requires_attribution": result.licence.requires_attribution,
-        "recipe": result.recipe,
-        "created_at": now,
-    }

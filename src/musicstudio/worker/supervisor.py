@@ -9,11 +9,18 @@ import sys
 import threading
 import time
 
+from musicstudio.config import Settings, get_settings
 from musicstudio.worker.metrics import SharedMetricsDir
 
 log = logging.getLogger("musicstudio.supervisor")
 
 RESTART_BACKOFF_MAX = 10.0
+STOP_MARGIN_SECONDS = 5.0  # on top of a child's soft + hard stop: its start-up and exit
+
+
+def stop_grace_seconds(settings: Settings) -> float:
+    """How long a stopping worker process may take before it is killed."""
+    return settings.stop_soft_seconds + settings.stop_hard_seconds + STOP_MARGIN_SECONDS
 
 
 class WorkerSupervisor:
@@ -23,8 +30,14 @@ class WorkerSupervisor:
     mode); ``self.metrics.registry()`` reads them all.
     """
 
-    def __init__(self, count: int, command: list[str] | None = None) -> None:
+    def __init__(
+        self, count: int, command: list[str] | None = None, *, stop_seconds: float | None = None
+    ) -> None:
         self.count = count
+        # The children read the same environment, so their stop timeouts are these too.
+        self.stop_seconds = (
+            stop_grace_seconds(get_settings()) if stop_seconds is None else stop_seconds
+        )
         self.command = command or [
             sys.executable,
             "-m",
@@ -75,15 +88,16 @@ class WorkerSupervisor:
                 self._spawn(slot)
                 self.restarts += 1
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM every worker (each finishes its job), then SIGKILL stragglers."""
+    def stop(self, timeout: float | None = None) -> None:
+        """SIGTERM every worker (each finishes or hands back its job and exits within its
+        soft + hard stop timeouts), then SIGKILL stragglers after ``stop_seconds``."""
         self._stopping.set()
         if self._thread.is_alive():
             self._thread.join(timeout=5)
         procs = [p for p in self._procs if p is not None and p.poll() is None]
         for proc in procs:
             proc.terminate()
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + (self.stop_seconds if timeout is None else timeout)
         for proc in procs:
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))

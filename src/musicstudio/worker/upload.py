@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,8 @@ from musicstudio.engines.base import RenderResult
 from musicstudio.storage.base import Storage, StorageError
 from musicstudio.storage.media_types import media_type
 
+log = logging.getLogger("musicstudio.worker")
+
 
 @dataclass
 class StoredRender:
@@ -18,7 +22,7 @@ class StoredRender:
     size_bytes: int
     stems: dict[str, dict[str, Any]] = field(default_factory=dict)
     midi_key: str | None = None
-    keys: list[str] = field(default_factory=list)  # every object written, for clean-up
+    keys: list[str] = field(default_factory=list)  # every object written (or tried), for clean-up
 
 
 def upload_render(
@@ -28,17 +32,14 @@ def upload_render(
     remove the ones already written and raise StorageError (nothing half-stored stays)."""
     base = _prefix(org_id, track_id)
     stored = StoredRender(master_key=f"{base}{result.audio_path.suffix}", size_bytes=0)
-    try:
-        stored.size_bytes = storage.put_file(stored.master_key, result.audio_path, result.mime_type)
-        stored.keys.append(stored.master_key)
+    with _all_or_nothing(storage, stored):
+        stored.size_bytes = _put(
+            storage, stored, stored.master_key, result.audio_path, result.mime_type
+        )
         _put_stems(storage, base, result.stems, stored)
         if result.midi_path is not None:
             stored.midi_key = f"{base}.mid"
-            storage.put_file(stored.midi_key, result.midi_path, media_type(stored.midi_key))
-            stored.keys.append(stored.midi_key)
-    except StorageError:
-        delete_objects(storage, stored.keys)
-        raise
+            _put(storage, stored, stored.midi_key, result.midi_path, media_type(stored.midi_key))
     return stored
 
 
@@ -47,29 +48,44 @@ def upload_stems(
 ) -> StoredRender:
     """Store stems written after the master (``master_key`` stays empty); all or nothing."""
     stored = StoredRender(master_key="", size_bytes=0)
-    try:
+    with _all_or_nothing(storage, stored):
         _put_stems(storage, _prefix(org_id, track_id), stems, stored)
-    except StorageError:
+    return stored
+
+
+@contextmanager
+def _all_or_nothing(storage: Storage, stored: StoredRender) -> Iterator[None]:
+    """On any exception (not only StorageError), delete what the upload wrote or tried to."""
+    try:
+        yield
+    except BaseException:
         delete_objects(storage, stored.keys)
         raise
-    return stored
 
 
 def _prefix(org_id: str, track_id: str) -> str:
     return f"tracks/{org_id}/{track_id}"
 
 
+def _put(storage: Storage, stored: StoredRender, key: str, path: Path, content_type: str) -> int:
+    # Listed before the PUT: a request that timed out may still have been stored by the
+    # server, and deleting a key that was never written is harmless.
+    stored.keys.append(key)
+    return storage.put_file(key, path, content_type)
+
+
 def _put_stems(storage: Storage, base: str, stems: dict[str, Path], stored: StoredRender) -> None:
     for name, path in sorted(stems.items()):
         key = f"{base}/stems/{name}{path.suffix}"
         mime_type = media_type(path)
-        size = storage.put_file(key, path, mime_type)
-        stored.keys.append(key)
+        size = _put(storage, stored, key, path, mime_type)
         stored.stems[name] = {"storage_key": key, "mime_type": mime_type, "size_bytes": size}
 
 
 def delete_objects(storage: Storage, keys: list[str]) -> None:
     """Best-effort removal (a leftover object is never served: nothing points at it)."""
     for key in keys:
-        with contextlib.suppress(StorageError):
+        try:
             storage.delete(key)
+        except StorageError as exc:
+            log.warning("orphaned object %s was not removed: %s", key, exc)
