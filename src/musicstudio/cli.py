@@ -254,6 +254,24 @@ def admin_create_user(
     _emit({"user_id": issued.user_id, "api_key": issued.api_key}, as_json)
 
 
+@admin_app.command("create-key")
+def admin_create_key(
+    org: Annotated[str, typer.Option("--org", help="Organization id (org_...)")],
+    user: Annotated[str, typer.Option("--user", help="User id (usr_...)")],
+    name: Annotated[str, typer.Option("--name", help="A label shown in list-keys")] = "extra",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Issue another API key for a user (rotate: create the new key, then revoke the old)."""
+    from musicstudio.errors import AppError
+
+    try:
+        issued = asyncio.run(_with_context(lambda ctx: accounts.create_key(ctx, org, user, name)))
+    except AppError as exc:
+        console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from exc
+    _emit({"user_id": issued.user_id, "api_key": issued.api_key}, as_json)
+
+
 @admin_app.command("list-keys")
 def admin_list_keys(
     org: Annotated[str, typer.Option("--org", help="Organization id (org_...)")],

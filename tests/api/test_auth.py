@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
+from musicstudio.errors import NotFound
 from musicstudio.security import generate_api_key
+from musicstudio.services import accounts
+from musicstudio.services.context import ServiceContext
 from tests.conftest import Caller
 from tests.helpers import assert_error, job_body, without_request_ids
 
@@ -85,3 +89,17 @@ async def test_every_response_has_a_request_id(client: httpx.AsyncClient, alice:
     assert echoed.headers["x-request-id"] == "client-chosen-1"
     bogus = await client.get("/healthz", headers={"X-Request-ID": "bad id\twith spaces"})
     assert bogus.headers["x-request-id"] != "bad id\twith spaces"
+
+
+async def test_a_user_may_hold_several_keys_issued_only_within_their_organization(
+    client: httpx.AsyncClient, ctx: ServiceContext, alice: Caller, carol: Caller
+) -> None:
+    issued = await accounts.create_key(ctx, alice.org_id, alice.user_id, "rotation")
+    assert issued.api_key != alice.api_key and issued.user_id == alice.user_id
+    for key in (alice.api_key, issued.api_key):
+        response = await client.get(alice.path("/generations"), headers={"X-API-Key": key})
+        assert response.status_code == 200
+    names = {k["name"] for k in await accounts.list_keys(ctx, alice.org_id)}
+    assert names == {"default", "rotation"}
+    with pytest.raises(NotFound):  # a user is only found within their own organization
+        await accounts.create_key(ctx, carol.org_id, alice.user_id, "smuggled")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import subprocess
 import time
 from collections.abc import Callable
@@ -19,8 +20,6 @@ from typing import Any
 import httpx
 import pytest
 
-from musicstudio import ids
-from musicstudio.clock import utcnow
 from musicstudio.db.database import driver_dsn
 from musicstudio.errors import InvalidApiKey, NotFound
 from musicstudio.security import (
@@ -34,7 +33,6 @@ from musicstudio.security import (
 from musicstudio.services import accounts
 from musicstudio.services.context import ServiceContext
 from musicstudio.services.shares import TOKEN_PREFIX, new_token
-from musicstudio.store import accounts as accounts_store
 from tests.api.test_shares import _collection, _token
 from tests.api.test_tracks import T0, _track
 from tests.conftest import Caller
@@ -51,21 +49,9 @@ WINDOW = DISPLAY_PREFIX_LENGTH + 1
 
 
 async def _another_key(ctx: ServiceContext, caller: Caller) -> str:
-    """A second key of the same user, inserted as key issuing does (no use case issues an
-    extra key yet)."""
-    key = generate_api_key()
-    async with ctx.db.write() as conn:
-        await accounts_store.insert_api_key(
-            conn,
-            key_id=ids.new_id(ids.API_KEY),
-            org_id=caller.org_id,
-            user_id=caller.user_id,
-            key_hash=ctx.hasher.hash(key),
-            display_prefix=api_key_display_prefix(key),
-            name="second",
-            now=utcnow(),
-        )
-    return key
+    """A second key of the same user."""
+    issued = await accounts.create_key(ctx, caller.org_id, caller.user_id, "second")
+    return issued.api_key
 
 
 async def _key_id(ctx: ServiceContext, caller: Caller, key: str) -> str:
@@ -281,12 +267,18 @@ async def test_a_revoked_key_fails_on_the_next_request_and_the_users_other_key_w
 async def test_a_key_revoked_by_the_cli_fails_on_the_next_request(
     ctx: ServiceContext, client: httpx.AsyncClient, alice: Caller
 ) -> None:
-    other = await _another_key(ctx, alice)
+    # Other processes, as an operator runs them, against the same database and secret:
+    # rotate by issuing a new key, then revoking the old one.
+    env = cli_env(
+        ctx.settings.data_dir,
+        MUSICSTUDIO_DATABASE_URL=ctx.settings.database_url,
+        MUSICSTUDIO_SECRET_KEY=ctx.settings.secret_key.decode(),
+    )
+    create = ["admin", "create-key", "--org", alice.org_id, "--user", alice.user_id, "--json"]
+    other = json.loads(run_cli(create, env))["api_key"]
     assert await _status(client, alice, alice.api_key) == [200] * 4
+    assert await _status(client, alice, other) == [200] * 4
     key_id = await _key_id(ctx, alice, alice.api_key)
-
-    # Another process, as an operator runs it, against the same database.
-    env = cli_env(ctx.settings.data_dir, MUSICSTUDIO_DATABASE_URL=ctx.settings.database_url)
     run_cli(["admin", "revoke-key", key_id], env)
 
     assert await _status(client, alice, alice.api_key) == [401] * 4

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from musicstudio import ids
 from musicstudio.clock import utcnow
 from musicstudio.errors import InvalidApiKey, NotFound
@@ -36,22 +38,35 @@ async def bootstrap(
 async def create_user(ctx: ServiceContext, org_id: str, email: str) -> IssuedKey:
     """A new user of an existing organization, with a first key."""
     user_id = ids.new_id(ids.USER)
-    api_key = generate_api_key()
-    now = utcnow()
     async with ctx.db.write() as conn:
         if not await store.organization_exists(conn, org_id):
             raise NotFound(f"Organization {org_id} does not exist.")
-        await store.insert_user(conn, user_id, org_id, email, now)
-        await store.insert_api_key(
-            conn,
-            key_id=ids.new_id(ids.API_KEY),
-            org_id=org_id,
-            user_id=user_id,
-            key_hash=ctx.hasher.hash(api_key),
-            display_prefix=api_key_display_prefix(api_key),
-            name="default",
-            now=now,
-        )
+        await store.insert_user(conn, user_id, org_id, email, utcnow())
+        return await _issue_key(ctx, conn, org_id, user_id, "default")
+
+
+async def create_key(ctx: ServiceContext, org_id: str, user_id: str, name: str) -> IssuedKey:
+    """Another key for an existing user (rotation: issue the new one, then revoke the old)."""
+    async with ctx.db.write() as conn:
+        if not await store.user_in_organization(conn, org_id, user_id):
+            raise NotFound(f"No user {user_id} in organization {org_id}.")
+        return await _issue_key(ctx, conn, org_id, user_id, name)
+
+
+async def _issue_key(
+    ctx: ServiceContext, conn: AsyncConnection, org_id: str, user_id: str, name: str
+) -> IssuedKey:
+    api_key = generate_api_key()
+    await store.insert_api_key(
+        conn,
+        key_id=ids.new_id(ids.API_KEY),
+        org_id=org_id,
+        user_id=user_id,
+        key_hash=ctx.hasher.hash(api_key),
+        display_prefix=api_key_display_prefix(api_key),
+        name=name,
+        now=utcnow(),
+    )
     return IssuedKey(organization_id=org_id, user_id=user_id, api_key=api_key)
 
 

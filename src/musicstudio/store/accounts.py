@@ -30,6 +30,13 @@ async def organization_exists(conn: AsyncConnection, org_id: str) -> bool:
     return row.first() is not None
 
 
+async def user_in_organization(conn: AsyncConnection, org_id: str, user_id: str) -> bool:
+    row = await conn.execute(
+        select(users.c.id).where(users.c.id == user_id, users.c.org_id == org_id)
+    )
+    return row.first() is not None
+
+
 async def insert_user(
     conn: AsyncConnection, user_id: str, org_id: str, email: str, now: datetime
 ) -> None:
