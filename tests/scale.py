@@ -1,4 +1,7 @@
-"""Test sizes: small in ``make test`` (CI), large under ``make soak`` (MUSICSTUDIO_TEST_SCALE=soak)."""
+"""Test sizes: small in ``make test`` (CI), large under ``make soak``.
+
+``make soak`` sets ``MUSICSTUDIO_TEST_SCALE=soak``.
+"""
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from musicstudio.api.request_id import request_id_of
 from musicstudio.clock import isoformat_z, utcnow
@@ -20,8 +21,8 @@ from musicstudio.storage.base import StorageError
 
 log = logging.getLogger("musicstudio.api")
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 _HTTP_CODES = {
-    400: ("BAD_REQUEST", "invalid_request"),
     404: ("RESOURCE_NOT_FOUND", "not_found"),
     405: ("METHOD_NOT_ALLOWED", "invalid_request"),
     413: ("PAYLOAD_TOO_LARGE", "invalid_request"),
@@ -100,15 +101,43 @@ async def _on_validation_error(request: Request, exc: Exception) -> Response:
 
 async def _on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        # FastAPI's only 400 here: a JSON body it could not decode (not UTF-8, or nested past
+        # the parser's depth). Malformed JSON is already a 422, so this is one too.
+        return _invalid_body(request)
     code, type_ = _HTTP_CODES.get(exc.status_code, ("HTTP_ERROR", "invalid_request"))
     message = "Not found." if exc.status_code == 404 else str(exc.detail)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
+    return error_response(
+        request, status=exc.status_code, code=code, type_=type_, message=message, headers=headers
+    )
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method the path has. Starlette's 405 names those of the first route matching the
+    path only, but one path here can be served by several (``GET`` and ``POST`` of
+    ``…/generations``), so each method is tried against the whole router."""
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    )
+
+
+def _invalid_body(request: Request) -> Response:
+    message = "the body is not valid JSON (it must be UTF-8 text)"
     return error_response(
         request,
-        status=exc.status_code,
-        code=code,
-        type_=type_,
-        message=message,
-        headers=dict(exc.headers or {}),
+        status=422,
+        code="VALIDATION_ERROR",
+        type_="validation_error",
+        message=f"The request is not valid: body: {message}",
+        details={"errors": [{"field": "body", "message": message}]},
     )
 
 

@@ -4,7 +4,25 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
+from fastapi import Path
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+)
+
+# PostgreSQL text cannot hold NUL: a string with one is refused here (422), where it would
+# otherwise fail in the store (500). Every string that can reach the database carries it.
+NO_NUL = r"^[^\x00]*$"
+# Beyond any list's length, and inside every database's integer range (a larger one was a 500).
+MAX_OFFSET = 2**31 - 1
+
+PathId = Annotated[str, Path(pattern=NO_NUL)]
+"""An object id in a path: any string without NUL (an id of no object is a 404)."""
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "refused"]
 Mode = Literal["creation", "focus"]
@@ -17,33 +35,62 @@ MAX_TAG = 50
 MAX_IDEMPOTENCY_KEY = 255
 
 StyleTag = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TAG)
+    str, StringConstraints(pattern=NO_NUL, strip_whitespace=True, min_length=1, max_length=MAX_TAG)
 ]
 
 
 class CreateGenerationBody(BaseModel):
     """``POST /v1/music/{organization_id}/generations``."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {
+                    "engine": "studio",
+                    "prompt": "calm lo-fi beat with soft piano",
+                    "duration_seconds": 30,
+                }
+            ]
+        },
+    )
 
-    engine: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    engine: Annotated[str, StringConstraints(pattern=NO_NUL, min_length=1, max_length=64)]
     prompt: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_PROMPT)
+        str,
+        StringConstraints(
+            pattern=NO_NUL, strip_whitespace=True, min_length=1, max_length=MAX_PROMPT
+        ),
     ]
     duration_seconds: Annotated[StrictInt, Field(gt=0)]
     mode: Mode = "creation"
     instrumental: StrictBool = False
-    lyrics: Annotated[str, StringConstraints(min_length=1, max_length=MAX_LYRICS)] | None = None
-    seed_track_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    lyrics: (
+        Annotated[str, StringConstraints(pattern=NO_NUL, min_length=1, max_length=MAX_LYRICS)]
+        | None
+    ) = None
+    seed_track_id: (
+        Annotated[str, StringConstraints(pattern=NO_NUL, min_length=1, max_length=64)] | None
+    ) = None
     style_tags: Annotated[list[StyleTag], Field(max_length=MAX_TAGS)] = Field(default_factory=list)
     title: (
-        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TITLE)]
+        Annotated[
+            str,
+            StringConstraints(
+                pattern=NO_NUL, strip_whitespace=True, min_length=1, max_length=MAX_TITLE
+            ),
+        ]
         | None
     ) = None
     idempotency_key: (
-        Annotated[str, StringConstraints(min_length=1, max_length=MAX_IDEMPOTENCY_KEY)] | None
+        Annotated[
+            str, StringConstraints(pattern=NO_NUL, min_length=1, max_length=MAX_IDEMPOTENCY_KEY)
+        ]
+        | None
     ) = None
-    output_format: Annotated[str, StringConstraints(min_length=1, max_length=16)] | None = Field(
+    output_format: (
+        Annotated[str, StringConstraints(pattern=NO_NUL, min_length=1, max_length=16)] | None
+    ) = Field(
         default=None,
         description="Extra: one of the engine's output_formats (default: its first, mp3).",
     )
@@ -89,7 +136,7 @@ class ListGenerationsQuery(BaseModel):
 
     status: JobStatus | None = Field(None, description="Filter by job status")
     limit: int = Field(50, ge=1, le=100, description="Page size (1-100)")
-    offset: int = Field(0, ge=0, description="Jobs to skip")
+    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="Jobs to skip")
 
 
 class JobListOut(BaseModel):
@@ -136,15 +183,14 @@ class ErrorEnvelope(BaseModel):
     error: ErrorBody
 
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorEnvelope, "description": text}
-    for status, text in {
-        401: "Missing or invalid API key",
-        403: "Organization access denied",
-        404: "Not found (also for objects of other users and organizations)",
-        422: "Validation error",
-    }.items()
-}
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadinessOut(BaseModel):
+    status: Literal["ready"]
+    database: Literal["ok"]
+    storage: Literal["ok"]
 
 
 class AcknowledgementOut(BaseModel):
@@ -162,12 +208,14 @@ class ListTracksQuery(BaseModel):
     """``GET /v1/music/{organization_id}/tracks``: the caller's library, newest save first."""
 
     mode: Mode | None = Field(None, description="Only tracks of this mode")
-    engine: str | None = Field(None, max_length=64, description="Only tracks of this engine")
+    engine: str | None = Field(
+        None, max_length=64, pattern=NO_NUL, description="Only tracks of this engine"
+    )
     collection_id: str | None = Field(
-        None, max_length=64, description="Only tracks in this collection of yours"
+        None, max_length=64, pattern=NO_NUL, description="Only tracks in this collection of yours"
     )
     limit: int = Field(50, ge=1, le=100, description="Page size (1-100)")
-    offset: int = Field(0, ge=0, description="Tracks to skip")
+    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="Tracks to skip")
 
 
 class TrackOut(BaseModel):
@@ -204,19 +252,29 @@ MAX_COVER_IMAGE_URL = 1024
 MAX_ORDERED_TRACKS = 10_000
 
 CollectionName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_COLLECTION_NAME)
+    str,
+    StringConstraints(
+        pattern=NO_NUL, strip_whitespace=True, min_length=1, max_length=MAX_COLLECTION_NAME
+    ),
 ]
-CollectionDescription = Annotated[str, StringConstraints(max_length=MAX_COLLECTION_DESCRIPTION)]
+CollectionDescription = Annotated[
+    str, StringConstraints(pattern=NO_NUL, max_length=MAX_COLLECTION_DESCRIPTION)
+]
 CoverImageUrl = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_COVER_IMAGE_URL)
+    str,
+    StringConstraints(
+        pattern=NO_NUL, strip_whitespace=True, min_length=1, max_length=MAX_COVER_IMAGE_URL
+    ),
 ]
-TrackId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+TrackId = Annotated[str, StringConstraints(pattern=NO_NUL, min_length=1, max_length=64)]
 
 
 class CreateCollectionBody(BaseModel):
     """``POST /v1/music/{organization_id}/collections``."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(
+        extra="ignore", json_schema_extra={"examples": [{"name": "Late-night focus"}]}
+    )
 
     name: CollectionName
     description: CollectionDescription | None = None
@@ -243,7 +301,7 @@ class ListCollectionsQuery(BaseModel):
     """``GET …/collections``: the caller's collections, newest first."""
 
     limit: int = Field(50, ge=1, le=100, description="Page size (1-100)")
-    offset: int = Field(0, ge=0, description="Collections to skip")
+    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="Collections to skip")
 
 
 class CollectionOut(BaseModel):
@@ -267,7 +325,7 @@ class ListCollectionTracksQuery(BaseModel):
     """``GET …/collections/{collection_id}/tracks``: by position."""
 
     limit: int = Field(200, ge=1, le=500, description="Page size (1-500)")
-    offset: int = Field(0, ge=0, description="Tracks to skip")
+    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="Tracks to skip")
 
 
 class CollectionTrackOut(BaseModel):
@@ -393,20 +451,28 @@ FocusGoal = Literal["focus", "relax", "sleep", "energize", "custom_prompt"]
 class StartFocusSessionBody(BaseModel):
     """``POST /v1/music/{organization_id}/focus/sessions``."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(
+        extra="ignore", json_schema_extra={"examples": [{"goal": "focus", "target_minutes": 60}]}
+    )
 
     goal: FocusGoal
     target_minutes: StrictInt = Field(ge=1, le=480, description="Minutes of music (1-480)")
     custom_prompt: (
-        Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_PROMPT)] | None
+        Annotated[
+            str, StringConstraints(pattern=NO_NUL, strip_whitespace=True, max_length=MAX_PROMPT)
+        ]
+        | None
     ) = Field(None, description="Required when goal is custom_prompt")
     intensity: Literal["low", "medium", "high"] | None = Field(
         None, description="How busy the music is (default: medium; the goal may suggest one)"
     )
-    divergence: float = Field(
+    # Strict like every other number here: "0.5" or true is not a number (ints still are).
+    divergence: StrictFloat = Field(
         0.0, ge=0.0, le=1.0, description="How far each segment may wander from the first"
     )
-    engine: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    engine: (
+        Annotated[str, StringConstraints(pattern=NO_NUL, min_length=1, max_length=64)] | None
+    ) = None
 
 
 class FocusSegmentOut(BaseModel):

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from musicstudio.api.auth import OrgPrincipal
 from musicstudio.api.context import Context
+from musicstudio.api.openapi_responses import READ_ERRORS, WRITE_ERRORS, documented
+from musicstudio.api.query_params import reject_repeated
 from musicstudio.api.schemas import (
-    ERROR_RESPONSES,
     AcknowledgementOut,
     AddCollectionTrackBody,
     CollectionEntryOut,
@@ -21,6 +22,7 @@ from musicstudio.api.schemas import (
     CreateCollectionBody,
     ListCollectionsQuery,
     ListCollectionTracksQuery,
+    PathId,
     ReorderCollectionBody,
     UpdateCollectionBody,
 )
@@ -33,7 +35,9 @@ def _json(body: Any, status_code: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status_code, media_type="application/json")
 
 
-@router.post("", status_code=201, response_model=CollectionOut, responses=ERROR_RESPONSES)
+@router.post(
+    "", status_code=201, response_model=CollectionOut, responses=documented(201, WRITE_ERRORS)
+)
 async def create_collection(
     organization_id: str, principal: OrgPrincipal, ctx: Context, body: CreateCollectionBody
 ) -> Response:
@@ -42,32 +46,38 @@ async def create_collection(
     return _json(created, status_code=201)
 
 
-@router.get("", response_model=CollectionListOut, responses=ERROR_RESPONSES)
+@router.get("", response_model=CollectionListOut, responses=documented(200, READ_ERRORS))
 async def list_collections(
     organization_id: str,
     principal: OrgPrincipal,
     ctx: Context,
+    request: Request,
     query: Annotated[ListCollectionsQuery, Query()],
 ) -> Response:
     """The caller's collections, newest first; ``track_count`` is null in lists."""
+    reject_repeated(request.query_params, ListCollectionsQuery)
     items = await collections.list_collections(
         ctx, principal, limit=query.limit, offset=query.offset
     )
     return _json({"items": items, "limit": query.limit, "offset": query.offset})
 
 
-@router.get("/{collection_id}", response_model=CollectionOut, responses=ERROR_RESPONSES)
+@router.get(
+    "/{collection_id}", response_model=CollectionOut, responses=documented(200, READ_ERRORS)
+)
 async def get_collection(
-    organization_id: str, collection_id: str, principal: OrgPrincipal, ctx: Context
+    organization_id: str, collection_id: PathId, principal: OrgPrincipal, ctx: Context
 ) -> Response:
     """The caller's collection with its track count."""
     return _json(await collections.get_collection(ctx, principal, collection_id))
 
 
-@router.patch("/{collection_id}", response_model=CollectionOut, responses=ERROR_RESPONSES)
+@router.patch(
+    "/{collection_id}", response_model=CollectionOut, responses=documented(200, WRITE_ERRORS)
+)
 async def update_collection(
     organization_id: str,
-    collection_id: str,
+    collection_id: PathId,
     principal: OrgPrincipal,
     ctx: Context,
     body: UpdateCollectionBody,
@@ -77,25 +87,33 @@ async def update_collection(
     return _json(await collections.update_collection(ctx, principal, collection_id, changes))
 
 
-@router.delete("/{collection_id}", response_model=AcknowledgementOut, responses=ERROR_RESPONSES)
+@router.delete(
+    "/{collection_id}",
+    response_model=AcknowledgementOut,
+    responses=documented(200, WRITE_ERRORS),
+)
 async def delete_collection(
-    organization_id: str, collection_id: str, principal: OrgPrincipal, ctx: Context
+    organization_id: str, collection_id: PathId, principal: OrgPrincipal, ctx: Context
 ) -> Response:
     """Soft delete; afterwards the collection answers 404."""
     return _json(await collections.delete_collection(ctx, principal, collection_id))
 
 
 @router.get(
-    "/{collection_id}/tracks", response_model=CollectionTrackListOut, responses=ERROR_RESPONSES
+    "/{collection_id}/tracks",
+    response_model=CollectionTrackListOut,
+    responses=documented(200, READ_ERRORS),
 )
 async def list_collection_tracks(
     organization_id: str,
-    collection_id: str,
+    collection_id: PathId,
     principal: OrgPrincipal,
     ctx: Context,
+    request: Request,
     query: Annotated[ListCollectionTracksQuery, Query()],
 ) -> Response:
     """The collection's tracks by position; deleted tracks are left out."""
+    reject_repeated(request.query_params, ListCollectionTracksQuery)
     page = await collections.list_tracks(
         ctx, principal, collection_id, limit=query.limit, offset=query.offset
     )
@@ -106,14 +124,17 @@ async def list_collection_tracks(
     "/{collection_id}/tracks",
     status_code=201,
     response_model=CollectionEntryOut,
-    responses={
-        **ERROR_RESPONSES,
-        200: {"model": CollectionEntryOut, "description": "Already there; its place is kept"},
-    },
+    responses=documented(
+        201,
+        WRITE_ERRORS,
+        also={
+            200: {"model": CollectionEntryOut, "description": "Already there; its place is kept"}
+        },
+    ),
 )
 async def add_collection_track(
     organization_id: str,
-    collection_id: str,
+    collection_id: PathId,
     principal: OrgPrincipal,
     ctx: Context,
     body: AddCollectionTrackBody,
@@ -126,21 +147,27 @@ async def add_collection_track(
 @router.delete(
     "/{collection_id}/tracks/{track_id}",
     response_model=AcknowledgementOut,
-    responses=ERROR_RESPONSES,
+    responses=documented(200, WRITE_ERRORS),
 )
 async def remove_collection_track(
-    organization_id: str, collection_id: str, track_id: str, principal: OrgPrincipal, ctx: Context
+    organization_id: str,
+    collection_id: PathId,
+    track_id: PathId,
+    principal: OrgPrincipal,
+    ctx: Context,
 ) -> Response:
     """Take a track out of the collection; removing one that is not there succeeds too."""
     return _json(await collections.remove_track(ctx, principal, collection_id, track_id))
 
 
 @router.patch(
-    "/{collection_id}/order", response_model=AcknowledgementOut, responses=ERROR_RESPONSES
+    "/{collection_id}/order",
+    response_model=AcknowledgementOut,
+    responses=documented(200, WRITE_ERRORS),
 )
 async def reorder_collection(
     organization_id: str,
-    collection_id: str,
+    collection_id: PathId,
     principal: OrgPrincipal,
     ctx: Context,
     body: ReorderCollectionBody,

@@ -8,12 +8,13 @@ from fastapi import APIRouter
 
 from musicstudio.api.auth import OrgPrincipal
 from musicstudio.api.context import Context
-from musicstudio.api.schemas import ERROR_RESPONSES, EngineListOut
+from musicstudio.api.openapi_responses import READ_ERRORS, documented
+from musicstudio.api.schemas import EngineListOut
 
 router = APIRouter(prefix="/v1/music/{organization_id}/engines", tags=["engines"])
 
 
-@router.get("", response_model=EngineListOut, responses=ERROR_RESPONSES)
+@router.get("", response_model=EngineListOut, responses=documented(200, READ_ERRORS))
 async def list_engines(
     organization_id: str, principal: OrgPrincipal, ctx: Context
 ) -> dict[str, Any]:

@@ -13,13 +13,16 @@ from pydantic import ValidationError
 from musicstudio.api.auth import OrgPrincipal, request_org_principal
 from musicstudio.api.context import Context, base_url, context_of
 from musicstudio.api.hot import HotRoute
+from musicstudio.api.openapi_responses import READ_ERRORS, WRITE_ERRORS, documented
+from musicstudio.api.query_params import reject_repeated
 from musicstudio.api.schemas import (
-    ERROR_RESPONSES,
     MAX_IDEMPOTENCY_KEY,
+    NO_NUL,
     CreateGenerationBody,
     JobDetailOut,
     JobListOut,
     ListGenerationsQuery,
+    PathId,
 )
 from musicstudio.services import generations
 from musicstudio.services.context import ServiceContext
@@ -33,11 +36,12 @@ def json_response(body: Any, status_code: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status_code, media_type="application/json")
 
 
-@router.get("", response_model=JobListOut, responses=ERROR_RESPONSES)
+@router.get("", response_model=JobListOut, responses=documented(200, READ_ERRORS))
 async def list_generations(
     organization_id: str,
     principal: OrgPrincipal,
     ctx: Context,
+    request: Request,
     query: Annotated[ListGenerationsQuery, Query()],
 ) -> Response:
     """The caller's jobs in this organization, newest first.
@@ -45,6 +49,7 @@ async def list_generations(
     Served by ``list_generations_hot`` (registered ahead of this route); this declaration
     gives the operation its OpenAPI entry and answers exactly like it.
     """
+    reject_repeated(request.query_params, ListGenerationsQuery)
     return await _list_page(ctx, principal, query)
 
 
@@ -63,6 +68,7 @@ async def list_generations_hot(request: Request) -> Response:
         raise RequestValidationError(
             [{**error, "loc": ("query", *error["loc"])} for error in exc.errors()]
         ) from None
+    reject_repeated(request.query_params, ListGenerationsQuery)
     return await _list_page(ctx, principal, query)
 
 
@@ -80,7 +86,12 @@ async def _list_page(
 HOT_ROUTES = (HotRoute(router.prefix, list_generations_hot, methods=["GET"]),)
 
 
-@router.post("", status_code=202, response_model=JobDetailOut, responses=ERROR_RESPONSES)
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobDetailOut,
+    responses=documented(202, (*WRITE_ERRORS, 409), quota=True),
+)
 async def create_generation(
     organization_id: str,
     principal: OrgPrincipal,
@@ -89,7 +100,12 @@ async def create_generation(
     body: CreateGenerationBody,
     idempotency_key: Annotated[
         str | None,
-        Header(alias="Idempotency-Key", min_length=1, max_length=MAX_IDEMPOTENCY_KEY),
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=MAX_IDEMPOTENCY_KEY,
+            pattern=NO_NUL,
+        ),
     ] = None,
 ) -> Response:
     """Submit a job; it is normally ``queued`` (or ``refused`` by the content policy)."""
@@ -111,17 +127,19 @@ async def create_generation(
     return json_response(job, status_code=202)
 
 
-@router.get("/{job_id}", response_model=JobDetailOut, responses=ERROR_RESPONSES)
+@router.get("/{job_id}", response_model=JobDetailOut, responses=documented(200, READ_ERRORS))
 async def get_generation(
-    organization_id: str, job_id: str, principal: OrgPrincipal, ctx: Context, request: Request
+    organization_id: str, job_id: PathId, principal: OrgPrincipal, ctx: Context, request: Request
 ) -> Response:
     """The caller's job; a succeeded job carries a freshly signed ``playback_url``."""
     return json_response(await generations.get_job(ctx, principal, job_id, base_url(request)))
 
 
-@router.post("/{job_id}/cancel", response_model=JobDetailOut, responses=ERROR_RESPONSES)
+@router.post(
+    "/{job_id}/cancel", response_model=JobDetailOut, responses=documented(200, WRITE_ERRORS)
+)
 async def cancel_generation(
-    organization_id: str, job_id: str, principal: OrgPrincipal, ctx: Context, request: Request
+    organization_id: str, job_id: PathId, principal: OrgPrincipal, ctx: Context, request: Request
 ) -> Response:
     """Cancel: immediate when queued, cooperative when running, a no-op when finished."""
     return json_response(await generations.cancel_job(ctx, principal, job_id, base_url(request)))

@@ -8,20 +8,20 @@ address unless uvicorn trusts its headers (``--proxy-headers --forwarded-allow-i
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from musicstudio.api.auth import OrgPrincipal, current_principal
 from musicstudio.api.context import Context, base_url
+from musicstudio.api.openapi_responses import WRITE_ERRORS, documented
 from musicstudio.api.routes.generations import json_response
 from musicstudio.api.schemas import (
-    ERROR_RESPONSES,
     AcknowledgementOut,
     CreateShareBody,
-    ErrorEnvelope,
     LibraryEntryOut,
+    PathId,
     SharedContentOut,
     ShareLinkOut,
 )
@@ -37,10 +37,6 @@ RESOLVE_PER_MINUTE = 60
 RESOLVE_BURST = 30
 
 router = APIRouter(tags=["share links"])
-
-_RATE_LIMITED: dict[int | str, dict[str, Any]] = {
-    429: {"model": ErrorEnvelope, "description": "Too many resolves from this address"}
-}
 
 
 def _resolve_limiter(request: Request) -> TokenBucketLimiter:
@@ -67,11 +63,11 @@ async def limit_per_client_ip(request: Request) -> None:
     "/v1/music/{organization_id}/tracks/{track_id}/share",
     status_code=201,
     response_model=ShareLinkOut,
-    responses=ERROR_RESPONSES,
+    responses=documented(201, WRITE_ERRORS),
 )
 async def share_track(
     organization_id: str,
-    track_id: str,
+    track_id: PathId,
     principal: OrgPrincipal,
     ctx: Context,
     request: Request,
@@ -85,11 +81,11 @@ async def share_track(
     "/v1/music/{organization_id}/collections/{collection_id}/share",
     status_code=201,
     response_model=ShareLinkOut,
-    responses=ERROR_RESPONSES,
+    responses=documented(201, WRITE_ERRORS),
 )
 async def share_collection(
     organization_id: str,
-    collection_id: str,
+    collection_id: PathId,
     principal: OrgPrincipal,
     ctx: Context,
     request: Request,
@@ -123,10 +119,10 @@ async def _create(
 @router.delete(
     "/v1/music/{organization_id}/share/{share_id}",
     response_model=AcknowledgementOut,
-    responses=ERROR_RESPONSES,
+    responses=documented(200, WRITE_ERRORS),
 )
 async def revoke_share(
-    organization_id: str, share_id: str, principal: OrgPrincipal, ctx: Context
+    organization_id: str, share_id: PathId, principal: OrgPrincipal, ctx: Context
 ) -> Response:
     """Revoke a link you made (again: still 200). Copies already saved stay saved."""
     return json_response(await shares.revoke_share(ctx, principal, share_id))
@@ -135,7 +131,7 @@ async def revoke_share(
 @router.get(
     "/v1/music/shared/{token}",
     response_model=SharedContentOut,
-    responses={**ERROR_RESPONSES, **_RATE_LIMITED},
+    responses=documented(200, (404, 429, 503), limit="ip"),
     dependencies=[Depends(limit_per_client_ip)],
 )
 async def resolve_share(token: str, ctx: Context, request: Request) -> Response:
@@ -147,10 +143,12 @@ async def resolve_share(token: str, ctx: Context, request: Request) -> Response:
     "/v1/music/shared/{token}/save",
     status_code=201,
     response_model=LibraryEntryOut,
-    responses={
-        **ERROR_RESPONSES,
-        200: {"model": LibraryEntryOut, "description": "Already in your library"},
-    },
+    # No organization in the path: the key's own is used, so no 403.
+    responses=documented(
+        201,
+        (401, 404, 413, 429, 503),
+        also={200: {"model": LibraryEntryOut, "description": "Already in your library"}},
+    ),
 )
 async def save_shared_track(
     token: str, ctx: Context, principal: Annotated[Principal, Depends(current_principal)]

@@ -9,11 +9,13 @@ from fastapi.responses import Response
 
 from musicstudio.api.auth import OrgPrincipal
 from musicstudio.api.context import Context, base_url
+from musicstudio.api.openapi_responses import READ_ERRORS, WRITE_ERRORS, documented
+from musicstudio.api.query_params import reject_repeated
 from musicstudio.api.routes.generations import json_response
 from musicstudio.api.schemas import (
-    ERROR_RESPONSES,
     AcknowledgementOut,
     ListTracksQuery,
+    PathId,
     TrackDetailOut,
     TrackListOut,
 )
@@ -22,14 +24,16 @@ from musicstudio.services import tracks
 router = APIRouter(prefix="/v1/music/{organization_id}/tracks", tags=["tracks"])
 
 
-@router.get("", response_model=TrackListOut, responses=ERROR_RESPONSES)
+@router.get("", response_model=TrackListOut, responses=documented(200, READ_ERRORS))
 async def list_tracks(
     organization_id: str,
     principal: OrgPrincipal,
     ctx: Context,
+    request: Request,
     query: Annotated[ListTracksQuery, Query()],
 ) -> Response:
     """Your library: tracks you made or saved, newest save first."""
+    reject_repeated(request.query_params, ListTracksQuery)
     items = await tracks.list_tracks(
         ctx,
         principal,
@@ -42,17 +46,19 @@ async def list_tracks(
     return json_response({"items": items, "limit": query.limit, "offset": query.offset})
 
 
-@router.get("/{track_id}", response_model=TrackDetailOut, responses=ERROR_RESPONSES)
+@router.get("/{track_id}", response_model=TrackDetailOut, responses=documented(200, READ_ERRORS))
 async def get_track(
-    organization_id: str, track_id: str, principal: OrgPrincipal, ctx: Context, request: Request
+    organization_id: str, track_id: PathId, principal: OrgPrincipal, ctx: Context, request: Request
 ) -> Response:
     """A track you made or saved, with freshly signed URLs for the master and every stem."""
     return json_response(await tracks.get_track(ctx, principal, track_id, base_url(request)))
 
 
-@router.delete("/{track_id}", response_model=AcknowledgementOut, responses=ERROR_RESPONSES)
+@router.delete(
+    "/{track_id}", response_model=AcknowledgementOut, responses=documented(200, WRITE_ERRORS)
+)
 async def delete_track(
-    organization_id: str, track_id: str, principal: OrgPrincipal, ctx: Context
+    organization_id: str, track_id: PathId, principal: OrgPrincipal, ctx: Context
 ) -> Response:
     """Delete a track you made: it leaves every library, collection and share link."""
     return json_response(await tracks.delete_track(ctx, principal, track_id))
