@@ -317,8 +317,6 @@ async def fail_or_retry(
 ) -> str | None:
     """After an error: back to the queue while attempts remain (and retrying can help), else
     failed with ``error_message``. Returns the new status, or None if the lease was lost."""
-    if (await conn.execute(_CANCEL, _held_params(lease, now))).first() is not None:
-        return CANCELLED
     if retryable and lease.attempt < lease.max_attempts:
         values: dict[str, Any] = {
             "status": QUEUED,
@@ -328,31 +326,42 @@ async def fail_or_retry(
     else:
         values = {"status": FAILED, "error_message": error_message, "finished_at": now}
         new_status = FAILED
+    params = _held_params(lease, now)
     result = await conn.execute(
         update(jobs)
-        .where(*_held())
+        .where(*_held(), jobs.c.cancel_requested.is_(False))
         .values(lease_owner=None, lease_expires_at=None, updated_at=now, **values),
-        _held_params(lease, now),
+        params,
     )
-    return new_status if result.rowcount == 1 else None
+    if result.rowcount == 1:
+        return new_status
+    # Not changed: either a cancel is pending (it wins, even one that arrived a moment ago)
+    # or the lease is gone.
+    if (await conn.execute(_CANCEL, params)).first() is not None:
+        return CANCELLED
+    return None
 
 
 async def rescue_expired_leases(conn: AsyncConnection, now: datetime) -> RescueCounts:
     """Jobs whose worker stopped heartbeating: cancel, fail after the last attempt, or re-queue."""
     expired = (jobs.c.status == RUNNING, jobs.c.lease_expires_at < now)
+    not_cancelling = jobs.c.cancel_requested.is_(False)
     released = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
-    cancelled = await conn.execute(
-        update(jobs)
-        .where(*expired, jobs.c.cancel_requested.is_(True))
-        .values(status=CANCELLED, finished_at=now, **released)
-    )
     failed = await conn.execute(
         update(jobs)
-        .where(*expired, jobs.c.attempt >= jobs.c.max_attempts)
+        .where(*expired, not_cancelling, jobs.c.attempt >= jobs.c.max_attempts)
         .values(status=FAILED, error_message=CRASH_MESSAGE, finished_at=now, **released)
     )
     requeued = await conn.execute(
-        update(jobs).where(*expired).values(status=QUEUED, available_at=now, **released)
+        update(jobs)
+        .where(*expired, not_cancelling)
+        .values(status=QUEUED, available_at=now, **released)
+    )
+    # Last, and for every expired job left: on PostgreSQL each statement sees what committed
+    # before it, so a cancel asked for while the statements above ran is still honoured here
+    # instead of the job going back to the queue with its cancel pending.
+    cancelled = await conn.execute(
+        update(jobs).where(*expired).values(status=CANCELLED, finished_at=now, **released)
     )
     return RescueCounts(
         requeued=requeued.rowcount, failed=failed.rowcount, cancelled=cancelled.rowcount
