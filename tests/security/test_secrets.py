@@ -78,9 +78,11 @@ def _raw_database(database_url: str) -> bytes:
 
 
 def _leaks(raw: bytes, secret: str, prefix: str) -> list[str]:
-    """The secret, or any WINDOW-long run of its body, where it appears in ``raw``."""
-    body = secret.removeprefix(prefix)
-    runs = [body[i : i + WINDOW] for i in range(len(body) - WINDOW + 1)]
+    """The secret, or any WINDOW-long run of its body past the display prefix, where it
+    appears in ``raw``. (Runs that overlap the stored display prefix could match it followed
+    by whatever byte the file stores next: the key's ``name`` column, say.)"""
+    hidden = secret.removeprefix(prefix)[DISPLAY_PREFIX_LENGTH:]
+    runs = [hidden[i : i + WINDOW] for i in range(len(hidden) - WINDOW + 1)]
     return [text for text in (secret, *runs) if text.encode() in raw]
 
 
