@@ -20,6 +20,9 @@ class AttemptState:
         # stop and the job is handed back to the queue; this attempt records no outcome.
         self.stopping = False
         self.released = False  # the hand-back committed: the lease is no longer ours
+        # The completion is under way: a heartbeat finding the lease gone may just have raced
+        # it (the completion logs its own outcome, "lost" included).
+        self.completing = False
 
     @property
     def progress(self) -> int:

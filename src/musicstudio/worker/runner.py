@@ -201,6 +201,7 @@ class Worker:
         # An engine that cannot sing makes instrumental tracks, whatever was asked.
         instrumental = request.instrumental or not engine.capabilities().supports_vocals
         track_id: str | None = None
+        state.completing = True
         try:
             track_id = await self._publish(lease, result, instrumental)
         finally:
@@ -313,7 +314,8 @@ class Worker:
             last_beat = time.monotonic()
             written = progress
             if not beat.held:
-                if not state.released:  # handed back on purpose: nothing was lost
+                # Handed back on purpose, or done: nothing was lost.
+                if not (state.released or state.completing):
                     log.warning("job %s attempt %d: lease lost", lease.job_id, lease.attempt)
                 state.lease_lost = True
                 return
