@@ -10,11 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from musicstudio.api.app import create_app
 from musicstudio.config import Settings
 from musicstudio.db.migrate import upgrade
 from musicstudio.services import accounts
 from musicstudio.services.context import ServiceContext, build_context
+from tests.helpers import api_client
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
@@ -99,7 +99,5 @@ async def carol(ctx: ServiceContext) -> Caller:
 
 @pytest.fixture
 async def client(ctx: ServiceContext) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(ctx=ctx)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with api_client(ctx) as http:
         yield http

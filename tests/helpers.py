@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlparse
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+
+from musicstudio.api.app import create_app
 
 JOB_FIELDS = {
     "id",
@@ -157,3 +161,12 @@ async def job_row(ctx: Any, job_id: str) -> dict[str, Any]:
         query = select(generation_jobs).where(generation_jobs.c.id == job_id)
         row = (await conn.execute(query)).one()
     return dict(row._mapping)
+
+
+@asynccontextmanager
+async def api_client(ctx: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """The app built on ``ctx`` (a ServiceContext), called in process; errors as a client
+    sees them (500 envelopes), never raised into the test."""
+    transport = httpx.ASGITransport(app=create_app(ctx=ctx), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http

@@ -15,14 +15,13 @@ import pytest
 import soundfile as sf
 from sqlalchemy import select
 
-from musicstudio.api.app import create_app
 from musicstudio.db.tables import generation_jobs, tracks
 from musicstudio.engines.base import FocusSegment, RenderRequest
 from musicstudio.services.context import ServiceContext
 from musicstudio.services.focus import GOAL_INTENSITY, GOAL_PROMPTS
 from musicstudio.worker.runner import Worker
 from tests.conftest import Caller
-from tests.helpers import assert_error, error_fields, local_path, without_request_ids
+from tests.helpers import api_client, assert_error, error_fields, local_path, without_request_ids
 
 SESSION_FIELDS = {
     "session_id",
@@ -126,8 +125,7 @@ async def test_end_is_graceful_and_idempotent(
 async def capped(ctx: ServiceContext) -> AsyncIterator[httpx.AsyncClient]:
     """The API with a daily focus budget of 5 minutes per user."""
     small = replace(ctx, settings=replace(ctx.settings, focus_minutes_per_day=5))
-    transport = httpx.ASGITransport(app=create_app(ctx=small), raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with api_client(small) as http:
         yield http
 
 

@@ -12,12 +12,11 @@ from dataclasses import replace
 import httpx
 import pytest
 
-from musicstudio.api.app import create_app
 from musicstudio.services.context import ServiceContext, open_rate_limiter
 from musicstudio.services.ratelimit import TokenBucketLimiter
 from musicstudio.services.ratelimit_redis import RedisTokenBucketLimiter
 from tests.conftest import Caller
-from tests.helpers import assert_error, job_body
+from tests.helpers import api_client, assert_error, job_body
 from tests.processes import free_port
 from tests.redis_server import redis_url
 
@@ -33,8 +32,7 @@ def _limited(ctx: ServiceContext, redis: str | None = None) -> ServiceContext:
 
 
 async def _client(ctx: ServiceContext) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(ctx=ctx), raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with api_client(ctx) as http:
         yield http
     await ctx.rate_limiter.close()
 

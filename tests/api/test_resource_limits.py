@@ -10,11 +10,10 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from musicstudio.api.app import create_app
 from musicstudio.db.tables import focus_sessions, generation_jobs
 from musicstudio.services.context import ServiceContext
 from tests.conftest import Caller
-from tests.helpers import assert_error, error_fields, job_body
+from tests.helpers import api_client, assert_error, error_fields, job_body
 
 CAP = 3  # live jobs an organization may have in the capped API
 
@@ -105,8 +104,7 @@ async def test_a_chunked_body_without_length_is_cut_off_at_the_limit(
 async def capped(ctx: ServiceContext) -> AsyncIterator[httpx.AsyncClient]:
     """The API with at most ``CAP`` live jobs per organization."""
     small = replace(ctx, settings=replace(ctx.settings, max_active_jobs_per_org=CAP))
-    transport = httpx.ASGITransport(app=create_app(ctx=small), raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with api_client(small) as http:
         yield http
 
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
@@ -12,6 +11,7 @@ from musicstudio.api.auth import OrgPrincipal
 from musicstudio.api.context import Context
 from musicstudio.api.openapi_responses import READ_ERRORS, WRITE_ERRORS, documented
 from musicstudio.api.query_params import reject_repeated
+from musicstudio.api.routes.generations import json_response
 from musicstudio.api.schemas import (
     AcknowledgementOut,
     AddCollectionTrackBody,
@@ -31,10 +31,6 @@ from musicstudio.services import collections
 router = APIRouter(prefix="/v1/music/{organization_id}/collections", tags=["collections"])
 
 
-def _json(body: Any, status_code: int = 200) -> Response:
-    return Response(orjson.dumps(body), status_code=status_code, media_type="application/json")
-
-
 @router.post(
     "", status_code=201, response_model=CollectionOut, responses=documented(201, WRITE_ERRORS)
 )
@@ -43,7 +39,7 @@ async def create_collection(
 ) -> Response:
     """Create an empty collection (``track_count`` 0)."""
     created = await collections.create_collection(ctx, principal, body.model_dump())
-    return _json(created, status_code=201)
+    return json_response(created, status_code=201)
 
 
 @router.get("", response_model=CollectionListOut, responses=documented(200, READ_ERRORS))
@@ -59,7 +55,7 @@ async def list_collections(
     items = await collections.list_collections(
         ctx, principal, limit=query.limit, offset=query.offset
     )
-    return _json({"items": items, "limit": query.limit, "offset": query.offset})
+    return json_response({"items": items, "limit": query.limit, "offset": query.offset})
 
 
 @router.get(
@@ -69,7 +65,7 @@ async def get_collection(
     organization_id: str, collection_id: PathId, principal: OrgPrincipal, ctx: Context
 ) -> Response:
     """The caller's collection with its track count."""
-    return _json(await collections.get_collection(ctx, principal, collection_id))
+    return json_response(await collections.get_collection(ctx, principal, collection_id))
 
 
 @router.patch(
@@ -84,7 +80,9 @@ async def update_collection(
 ) -> Response:
     """Partial update: absent fields stay; an explicit null clears (``name`` cannot be null)."""
     changes = body.model_dump(exclude_unset=True)
-    return _json(await collections.update_collection(ctx, principal, collection_id, changes))
+    return json_response(
+        await collections.update_collection(ctx, principal, collection_id, changes)
+    )
 
 
 @router.delete(
@@ -96,7 +94,7 @@ async def delete_collection(
     organization_id: str, collection_id: PathId, principal: OrgPrincipal, ctx: Context
 ) -> Response:
     """Soft delete; afterwards the collection answers 404."""
-    return _json(await collections.delete_collection(ctx, principal, collection_id))
+    return json_response(await collections.delete_collection(ctx, principal, collection_id))
 
 
 @router.get(
@@ -117,7 +115,7 @@ async def list_collection_tracks(
     page = await collections.list_tracks(
         ctx, principal, collection_id, limit=query.limit, offset=query.offset
     )
-    return _json(page)
+    return json_response(page)
 
 
 @router.post(
@@ -141,7 +139,7 @@ async def add_collection_track(
 ) -> Response:
     """Append a track you can read in this organization: 201 when added, 200 if already in."""
     entry, added = await collections.add_track(ctx, principal, collection_id, body.track_id)
-    return _json(entry, status_code=201 if added else 200)
+    return json_response(entry, status_code=201 if added else 200)
 
 
 @router.delete(
@@ -157,7 +155,7 @@ async def remove_collection_track(
     ctx: Context,
 ) -> Response:
     """Take a track out of the collection; removing one that is not there succeeds too."""
-    return _json(await collections.remove_track(ctx, principal, collection_id, track_id))
+    return json_response(await collections.remove_track(ctx, principal, collection_id, track_id))
 
 
 @router.patch(
@@ -173,4 +171,6 @@ async def reorder_collection(
     body: ReorderCollectionBody,
 ) -> Response:
     """Listed tracks take their index as position; the others follow in their order."""
-    return _json(await collections.reorder(ctx, principal, collection_id, body.ordered_track_ids))
+    return json_response(
+        await collections.reorder(ctx, principal, collection_id, body.ordered_track_ids)
+    )
